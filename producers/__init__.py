@@ -1,0 +1,1 @@
+"""Producers: the scheduler, the sweeps that find due work and enqueue it, the operator CLI."""

@@ -1,0 +1,1 @@
+"""Storage layer: settings, the clock, the database, models and migrations."""

@@ -1,0 +1,98 @@
+"""Settings from the environment, read once into a frozen object.
+
+Every setting has a default that works on a laptop with nothing installed: a SQLite file,
+an in-process broker and the ``log`` channel.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+
+from storage.errors import ConfigurationError
+
+# The embedded default database: a SQLite file in the working directory.
+DEFAULT_DATABASE_URL = "sqlite:///outreach.sqlite3"
+# Prefix of every key the Redis broker writes.
+DEFAULT_REDIS_NAMESPACE = "outreach"
+# Network calls to a channel give up after this many seconds.
+DEFAULT_CHANNEL_TIMEOUT = 10.0
+
+
+def _env_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration; each field's metadata names its environment variable."""
+
+    database_url: str = field(default=DEFAULT_DATABASE_URL, metadata={"env": "DATABASE_URL"})
+    # Unset means the in-process broker (embedded mode: demo, unit tests).
+    redis_url: str | None = field(default=None, metadata={"env": "REDIS_URL"})
+    redis_namespace: str = field(
+        default=DEFAULT_REDIS_NAMESPACE, metadata={"env": "OUTREACH_REDIS_NAMESPACE"}
+    )
+    # Staging switch: every send goes to the log channel whatever the message asks for.
+    force_log_channel: bool = field(default=False, metadata={"env": "OUTREACH_FORCE_LOG_CHANNEL"})
+    channel_timeout: float = field(
+        default=DEFAULT_CHANNEL_TIMEOUT, metadata={"env": "OUTREACH_CHANNEL_TIMEOUT"}
+    )
+    smtp_url: str | None = field(default=None, metadata={"env": "SMTP_URL"})
+    smtp_from: str = field(default="outreach@localhost", metadata={"env": "SMTP_FROM"})
+    smtp_subject: str = field(default="A message for you", metadata={"env": "SMTP_SUBJECT"})
+    waha_url: str | None = field(default=None, metadata={"env": "WAHA_URL"})
+    waha_api_key: str | None = field(default=None, metadata={"env": "WAHA_API_KEY"})
+    waha_session: str = field(default="default", metadata={"env": "WAHA_SESSION"})
+    webhook_url: str | None = field(default=None, metadata={"env": "WEBHOOK_URL"})
+    # Outbox rows still queued this long after their last enqueue are enqueued again.
+    relay_after_seconds: int = field(default=900, metadata={"env": "OUTREACH_RELAY_AFTER"})
+    # A row left in `sending` this long is taken as a send that died mid-way.
+    sending_stale_seconds: int = field(default=120, metadata={"env": "OUTREACH_SENDING_STALE"})
+    # "file:/path" makes every process read the current time from that file (tests, demos).
+    clock: str = field(default="system", metadata={"env": "OUTREACH_CLOCK"})
+    log_level: str = field(default="INFO", metadata={"env": "OUTREACH_LOG_LEVEL"})
+    # Engagement thresholds (seed 004).
+    inactivity_days: int = field(default=14, metadata={"env": "OUTREACH_INACTIVITY_DAYS"})
+    goodbye_timeout_hours: int = field(
+        default=48, metadata={"env": "OUTREACH_GOODBYE_TIMEOUT_HOURS"}
+    )
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            kind = f.type if isinstance(f.type, str) else f.type.__name__
+            try:
+                if kind.startswith("bool"):
+                    values[f.name] = _env_bool(raw)
+                elif kind.startswith("int"):
+                    values[f.name] = int(raw)
+                elif kind.startswith("float"):
+                    values[f.name] = float(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError as exc:
+                raise ConfigurationError(f"{name}: {exc}") from None
+        return cls(**values)  # type: ignore[arg-type]
+
+    @staticmethod
+    def documented() -> list[tuple[str, str]]:
+        """(environment variable, default) for every setting, for docs and `outreach settings`."""
+        return [(f.metadata["env"], repr(f.default)) for f in fields(Settings)]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

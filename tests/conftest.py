@@ -1,0 +1,204 @@
+"""Fixtures: a clock, a database per backend, and brokers (in-process, fakeredis, real Redis).
+
+Integration fixtures fail, never skip, when PostgreSQL or Redis cannot be reached: a green run
+must mean the real services were exercised.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+# Before anything imports the project: embedded defaults, nothing from the caller's shell.
+_SCRATCH = tempfile.mkdtemp(prefix="outreach-tests-")
+os.environ["DATABASE_URL"] = f"sqlite:///{_SCRATCH}/import.sqlite3"
+os.environ.pop("REDIS_URL", None)
+os.environ.pop("OUTREACH_CLOCK", None)
+os.environ.setdefault("OUTREACH_LOG_LEVEL", "WARNING")
+
+import dramatiq  # noqa: E402
+import fakeredis  # noqa: E402
+import peewee  # noqa: E402
+import redis  # noqa: E402
+from dramatiq.brokers.redis import RedisBroker  # noqa: E402
+from dramatiq.brokers.stub import StubBroker  # noqa: E402
+
+import worker.actors  # noqa: E402, F401  (declares every actor)
+from storage import clock as clock_module  # noqa: E402
+from storage.clock import FrozenClock  # noqa: E402
+from storage.db import close_all, database, init_database  # noqa: E402
+from storage.migrate import migrate  # noqa: E402
+from storage.models import ALL_MODELS  # noqa: E402
+from storage.settings import get_settings  # noqa: E402
+from worker.broker import add_project_middleware, use_broker  # noqa: E402
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "OUTREACH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_TEST_URL = os.environ.get("OUTREACH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# A Monday morning, far from any daylight-saving change.
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+# --- clock and settings ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> Iterator[FrozenClock]:
+    frozen = FrozenClock(T0)
+    clock_module.set_clock(frozen)
+    yield frozen
+    clock_module.set_clock(None)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Set environment variables for one test; settings are read again around it."""
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+# --- databases ---------------------------------------------------------------------------------
+
+
+def _pg_url(name: str) -> str:
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def _admin_execute(sql: str) -> None:
+    admin = peewee.PostgresqlDatabase(None)
+    from playhouse.db_url import parse
+
+    params = parse(POSTGRES_ADMIN_URL)
+    admin.init(params.pop("database"), **params)
+    try:
+        admin.connect()
+    except peewee.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}", pytrace=False)
+    admin.connection().autocommit = True
+    try:
+        admin.execute_sql(sql)
+    finally:
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated once, dropped at the end."""
+    name = f"outreach_test_{uuid.uuid4().hex[:12]}"
+    _admin_execute(f"CREATE DATABASE {name}")
+    url = _pg_url(name)
+    init_database(url)
+    migrate()
+    yield url
+    close_all()
+    database.initialize(None)
+    _admin_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _use_sqlite(tmp_path: object) -> str:
+    url = f"sqlite:///{tmp_path}/outreach.sqlite3"
+    init_database(url)
+    migrate()
+    return url
+
+
+def _use_postgres(url: str) -> str:
+    init_database(url)
+    tables = ", ".join(f'"{m._meta.table_name}"' for m in ALL_MODELS)
+    with database.connection_context():
+        database.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
+    """The database, once on SQLite and once on PostgreSQL; yields its URL."""
+    if request.param == "sqlite":
+        url = _use_sqlite(tmp_path)
+    else:
+        url = _use_postgres(request.getfixturevalue("postgres_url"))
+    with database.connection_context():
+        yield url
+    close_all()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: object) -> Iterator[str]:
+    url = _use_sqlite(tmp_path)
+    with database.connection_context():
+        yield url
+    close_all()
+
+
+@pytest.fixture
+def pg_db(postgres_url: str) -> Iterator[str]:
+    url = _use_postgres(postgres_url)
+    with database.connection_context():
+        yield url
+    close_all()
+
+
+# --- brokers -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stub_broker() -> Iterator[StubBroker]:
+    broker = add_project_middleware(StubBroker())
+    broker.emit_after("process_boot")
+    use_broker(broker)
+    yield broker
+    broker.flush_all()
+    broker.close()
+
+
+@pytest.fixture
+def stub_worker(stub_broker: StubBroker) -> Iterator[dramatiq.Worker]:
+    work = dramatiq.Worker(stub_broker, worker_timeout=50, worker_threads=4)
+    work.start()
+    yield work
+    work.stop()
+
+
+@pytest.fixture
+def fakeredis_broker() -> Iterator[RedisBroker]:
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    broker = add_project_middleware(RedisBroker(client=client, namespace="outreach-test"))
+    use_broker(broker)
+    yield broker
+    broker.close()
+
+
+def redis_client() -> redis.Redis:
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_TEST_URL}: {exc}", pytrace=False)
+    return client
+
+
+@pytest.fixture
+def redis_namespace() -> Iterator[str]:
+    """A key prefix of this test's own on the real Redis, deleted afterwards."""
+    client = redis_client()
+    namespace = f"outreach-test-{uuid.uuid4().hex[:10]}"
+    yield namespace
+    for key in client.scan_iter(match=f"*{namespace}*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def redis_broker(redis_namespace: str) -> Iterator[RedisBroker]:
+    broker = add_project_middleware(RedisBroker(url=REDIS_TEST_URL, namespace=redis_namespace))
+    use_broker(broker)
+    yield broker
+    broker.close()

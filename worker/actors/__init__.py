@@ -1,0 +1,12 @@
+"""The module the stock ``dramatiq`` runner loads: ``dramatiq worker.actors``.
+
+The broker is set up before any actor is declared; each kind of work has its own module.
+"""
+
+from worker.broker import setup
+
+setup()
+
+from worker.actors import delivery  # noqa: E402
+
+__all__ = ["delivery"]

@@ -1,0 +1,92 @@
+"""What every channel is: a name, a send, and errors that say whether to try again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+
+class SendError(Exception):
+    """A send that did not go through."""
+
+
+class TransientSendError(SendError):
+    """Worth trying again later: timeout, refused connection, 5xx, 429."""
+
+
+class PermanentSendError(SendError):
+    """Will never work as it is: a refused recipient, a 4xx, a feature the server lacks."""
+
+
+@dataclass(frozen=True)
+class Media:
+    url: str
+    mime_type: str
+
+    @property
+    def filename(self) -> str:
+        return self.url.rstrip("/").rsplit("/", 1)[-1] or "media"
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message as a channel sees it."""
+
+    idempotency_key: str
+    recipient: str
+    body: str
+    media: Media | None = None
+
+
+class Channel(Protocol):
+    name: str
+    # True when the far end drops a second send with the same idempotency key.
+    deduplicates: bool
+
+    def send(self, message: Outbound) -> str:
+        """Send; return the provider's message id, or raise a SendError."""
+        ...
+
+
+# HTTP answers that mean "later": rate limited, or WAHA's 463 "slow down on new contacts".
+RETRYABLE_HTTP_STATUSES = frozenset({408, 425, 429, 463})
+
+
+def raise_for_http_status(response: httpx.Response, what: str) -> None:
+    if response.is_success:
+        return
+    detail = f"{what} answered HTTP {response.status_code}: {response.text[:200]}"
+    if response.status_code >= 500 or response.status_code in RETRYABLE_HTTP_STATUSES:
+        raise TransientSendError(detail)
+    raise PermanentSendError(detail)
+
+
+def post_json(
+    client: httpx.Client, url: str, payload: dict[str, object], headers: dict[str, str], what: str
+) -> httpx.Response:
+    """POST with the network failures sorted into transient ones."""
+    try:
+        response = client.post(url, json=payload, headers=headers)
+    except httpx.TimeoutException as exc:
+        raise TransientSendError(f"{what} timed out: {exc}") from exc
+    except httpx.TransportError as exc:
+        raise TransientSendError(f"{what} unreachable: {exc}") from exc
+    raise_for_http_status(response, what)
+    return response
+
+
+def provider_id_from(response: httpx.Response, fallback: str) -> str:
+    """The id the far end gave the message, wherever it put it; the key when it gave none."""
+    try:
+        data = response.json()
+    except ValueError:
+        return fallback
+    if isinstance(data, dict):
+        value = data.get("id")
+        if isinstance(value, dict):
+            value = value.get("_serialized") or value.get("id")
+        if value:
+            return str(value)
+    return fallback

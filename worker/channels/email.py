@@ -1,0 +1,68 @@
+"""Email over SMTP (``SMTP_URL`` like ``smtp://user:pass@host:587?starttls=1``)."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+from email.message import EmailMessage
+from email.utils import make_msgid
+from urllib.parse import parse_qs, unquote, urlparse
+
+from storage.errors import ConfigurationError
+from worker.channels.base import Outbound, PermanentSendError, TransientSendError
+
+
+class EmailChannel:
+    name = "email"
+    deduplicates = False
+
+    def __init__(self, url: str | None, sender: str, subject: str, timeout: float) -> None:
+        if not url:
+            raise ConfigurationError("email channel: SMTP_URL is not set")
+        parsed = urlparse(url)
+        if parsed.scheme not in {"smtp", "smtps"} or not parsed.hostname:
+            raise ConfigurationError("SMTP_URL: expected smtp://host:port or smtps://host:port")
+        self.ssl = parsed.scheme == "smtps"
+        self.host = parsed.hostname
+        self.port = parsed.port or (465 if self.ssl else 25)
+        self.username = unquote(parsed.username) if parsed.username else None
+        self.password = unquote(parsed.password) if parsed.password else None
+        self.starttls = parse_qs(parsed.query).get("starttls", ["0"])[0] in {"1", "true", "yes"}
+        self.sender = sender
+        self.subject = subject
+        self.timeout = timeout
+
+    def _compose(self, message: Outbound) -> EmailMessage:
+        email = EmailMessage()
+        email["From"] = self.sender
+        email["To"] = message.recipient
+        email["Subject"] = self.subject
+        # A stable id lets a receiving system drop a second copy of the same message.
+        email["Message-ID"] = make_msgid(idstring=message.idempotency_key.replace(":", "."))
+        email["X-Idempotency-Key"] = message.idempotency_key
+        body = message.body
+        if message.media:
+            body += f"\n\n{message.media.url}"
+        email.set_content(body)
+        return email
+
+    def send(self, message: Outbound) -> str:
+        email = self._compose(message)
+        smtp_class = smtplib.SMTP_SSL if self.ssl else smtplib.SMTP
+        try:
+            with smtp_class(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.starttls:
+                    smtp.starttls()
+                if self.username:
+                    smtp.login(self.username, self.password or "")
+                smtp.send_message(email)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise PermanentSendError(f"recipient refused: {exc.recipients}") from exc
+        except smtplib.SMTPResponseException as exc:
+            detail = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
+            if 400 <= exc.smtp_code < 500:
+                raise TransientSendError(detail) from exc
+            raise PermanentSendError(detail) from exc
+        except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as exc:
+            raise TransientSendError(f"SMTP server unreachable: {exc}") from exc
+        return str(email["Message-ID"])

@@ -1,0 +1,35 @@
+"""POST the message as JSON to ``WEBHOOK_URL``; the receiver deduplicates by key."""
+
+from __future__ import annotations
+
+import httpx
+
+from storage.errors import ConfigurationError
+from worker.channels.base import Outbound, post_json, provider_id_from
+
+
+class WebhookChannel:
+    name = "webhook"
+    # The receiver keeps the Idempotency-Key: sending again after a crash is safe.
+    deduplicates = True
+
+    def __init__(self, url: str | None, timeout: float) -> None:
+        if not url:
+            raise ConfigurationError("webhook channel: WEBHOOK_URL is not set")
+        self.url = url
+        self.client = httpx.Client(timeout=timeout)
+
+    def send(self, message: Outbound) -> str:
+        payload: dict[str, object] = {
+            "idempotency_key": message.idempotency_key,
+            "recipient": message.recipient,
+            "body": message.body,
+            "media": (
+                {"url": message.media.url, "mimetype": message.media.mime_type}
+                if message.media
+                else None
+            ),
+        }
+        headers = {"Idempotency-Key": message.idempotency_key}
+        response = post_json(self.client, self.url, payload, headers, "webhook")
+        return provider_id_from(response, fallback=message.idempotency_key)

@@ -1,0 +1,180 @@
+"""Delivery of one outbox row: claim it, send it, record what happened.
+
+Only one worker may move a row from `queued` to `sending` (a conditional update). A row found
+`sending` by a later attempt died mid-send: it becomes `unknown` for an operator, and is sent
+again by itself only on a channel that deduplicates by key (design invariant 2).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+
+from storage import clock
+from storage.db import write_transaction
+from storage.errors import ConfigurationError, NotFound
+from storage.models.outbox import FAILED, QUEUED, SENDING, SENT, UNKNOWN, OutboxMessage
+from storage.settings import Settings, get_settings
+from worker.channels import (
+    Media,
+    Outbound,
+    PermanentSendError,
+    TransientSendError,
+    get_channel,
+)
+from worker.logging import get_logger
+from worker.outbox import notify_outcome
+
+log = get_logger("outreach.delivery")
+
+
+class Outcome(enum.StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    ALREADY_DONE = "already_done"
+    IN_FLIGHT = "in_flight"  # another worker is sending it right now
+
+
+def _finish(outbox_id: int, status: str, *, attempt: int | None, **values: object) -> bool:
+    """Move a row out of `sending` (or `queued`) to a final status and tell its source.
+
+    Conditional on the claim this worker made, so a late worker never overwrites another's result.
+    """
+    with write_transaction():
+        query = OutboxMessage.update(status=status, finished_at=clock.now(), **values).where(
+            OutboxMessage.id == outbox_id
+        )
+        if attempt is not None:
+            query = query.where(
+                (OutboxMessage.status == SENDING) & (OutboxMessage.attempts == attempt)
+            )
+        else:
+            query = query.where(OutboxMessage.status.in_([QUEUED, SENDING]))
+        if not query.execute():
+            return False
+        notify_outcome(OutboxMessage.get_by_id(outbox_id))
+    return True
+
+
+def _claim(outbox_id: int, from_status: str, stale_before: datetime | None = None) -> int | None:
+    """Atomically take the row for sending; returns this claim's attempt number (the token
+    that later updates are conditional on), or None when another worker got it first."""
+    query = OutboxMessage.update(
+        status=SENDING, claimed_at=clock.now(), attempts=OutboxMessage.attempts + 1
+    ).where((OutboxMessage.id == outbox_id) & (OutboxMessage.status == from_status))
+    if stale_before is not None:
+        query = query.where(OutboxMessage.claimed_at < stale_before)
+    with write_transaction():
+        if not query.execute():
+            return None
+        attempt: int = OutboxMessage.select(OutboxMessage.attempts).where(
+            OutboxMessage.id == outbox_id
+        ).scalar()
+    return attempt
+
+
+def deliver(outbox_id: int) -> Outcome:
+    """Send one outbox row at most once; raise TransientSendError to be retried."""
+    settings = get_settings()
+    row = OutboxMessage.get_or_none(OutboxMessage.id == outbox_id)
+    if row is None:
+        raise NotFound(f"outbox message {outbox_id} does not exist")
+    if row.status in (SENT, FAILED, UNKNOWN):
+        log.info("delivery.already_done", outbox_id=outbox_id, status=row.status)
+        return Outcome.ALREADY_DONE
+
+    try:
+        channel = get_channel(row.channel, settings)
+    except ConfigurationError as exc:
+        # Sending can never work until an operator fixes the setting: fail visibly now.
+        _finish(outbox_id, FAILED, attempt=None, last_error=str(exc))
+        log.error("delivery.misconfigured", outbox_id=outbox_id, error=str(exc))
+        return Outcome.FAILED
+    attempt: int | None
+    if row.status == SENDING:
+        stale_before = clock.now() - _stale_after(settings)
+        if row.claimed_at is not None and row.claimed_at >= stale_before:
+            log.info("delivery.in_flight", outbox_id=outbox_id)
+            return Outcome.IN_FLIGHT
+        if not channel.deduplicates:
+            return _mark_unknown(row)
+        attempt = _claim(outbox_id, SENDING, stale_before)
+    else:
+        attempt = _claim(outbox_id, QUEUED)
+    if attempt is None:
+        log.info("delivery.claimed_elsewhere", outbox_id=outbox_id)
+        return Outcome.IN_FLIGHT
+
+    media = Media(row.media_url, row.media_mime or "") if row.media_url else None
+    outbound = Outbound(row.idempotency_key, row.recipient, row.body, media)
+    try:
+        provider_id = channel.send(outbound)
+    except PermanentSendError as exc:
+        _finish(outbox_id, FAILED, attempt=attempt, last_error=str(exc))
+        log.warning("delivery.failed", outbox_id=outbox_id, channel=row.channel, error=str(exc))
+        return Outcome.FAILED
+    except TransientSendError as exc:
+        # Back to `queued` so the retry (or the relay) can claim it again.
+        with write_transaction():
+            OutboxMessage.update(status=QUEUED, last_error=str(exc), enqueued_at=clock.now()).where(
+                (OutboxMessage.id == outbox_id)
+                & (OutboxMessage.status == SENDING)
+                & (OutboxMessage.attempts == attempt)
+            ).execute()
+        log.warning("delivery.retry", outbox_id=outbox_id, channel=row.channel, error=str(exc))
+        raise
+    _finish(outbox_id, SENT, attempt=attempt, provider_message_id=provider_id)
+    log.info("delivery.sent", outbox_id=outbox_id, channel=row.channel)
+    return Outcome.SENT
+
+
+def _stale_after(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.sending_stale_seconds)
+
+
+def _mark_unknown(row: OutboxMessage) -> Outcome:
+    reason = "the send started but its outcome was never recorded (the worker died mid-send)"
+    if _finish(row.id, UNKNOWN, attempt=row.attempts, last_error=reason):
+        log.error("delivery.unknown", outbox_id=row.id, channel=row.channel)
+        return Outcome.UNKNOWN
+    return Outcome.ALREADY_DONE
+
+
+def mark_exhausted(outbox_id: int, error: str) -> bool:
+    """Retries ran out: the row is `failed`, and its message sits in the dead-letter queue."""
+    done = _finish(outbox_id, FAILED, attempt=None, last_error=f"retries exhausted: {error}")
+    if done:
+        log.error("delivery.exhausted", outbox_id=outbox_id, error=error)
+    return done
+
+
+def recover_stale_sending(stale_before: datetime, limit: int) -> dict[str, int]:
+    """Rows left `sending` since before `stale_before`: resend (dedup channels) or `unknown`."""
+    from worker.outbox import enqueue_delivery
+
+    settings = get_settings()
+    counts = {"unknown": 0, "resent": 0}
+    rows = list(
+        OutboxMessage.select()
+        .where((OutboxMessage.status == SENDING) & (OutboxMessage.claimed_at < stale_before))
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    for row in rows:
+        if get_channel(row.channel, settings).deduplicates:
+            with write_transaction():
+                back = (
+                    OutboxMessage.update(status=QUEUED, enqueued_at=clock.now())
+                    .where((OutboxMessage.id == row.id) & (OutboxMessage.status == SENDING))
+                    .where(OutboxMessage.attempts == row.attempts)
+                    .execute()
+                )
+            if back:
+                enqueue_delivery(row.id)
+                counts["resent"] += 1
+        elif _mark_unknown(row) is Outcome.UNKNOWN:
+            counts["unknown"] += 1
+    return counts
+
+

@@ -1,0 +1,32 @@
+"""Masking of personal data (design invariant 6): phone numbers and email addresses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# 8+ digits, optionally with a leading + and single separators; WhatsApp JIDs included.
+_PHONE = re.compile(r"(?<![\w])(\+?\d)(?:[ .-]?\d){6,}(\d{2})(?![\d])")
+
+
+def mask(text: str) -> str:
+    """Keep the first character/digit and the domain or last two digits, hide the rest."""
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    return _PHONE.sub(lambda m: f"{m.group(1)}***{m.group(2)}", text)
+
+
+def mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, Mapping):
+        return {k: mask_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(mask_value(v) for v in value)
+    return value
+
+
+def mask_event(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: mask every string in the event."""
+    return {key: mask_value(value) for key, value in event_dict.items()}

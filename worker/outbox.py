@@ -1,0 +1,154 @@
+"""The outbox: claim an idempotency key, then (only for a new claim) enqueue its delivery.
+
+Design invariant 1: the key is claimed in the database (unique constraint) before anything is
+put on the broker, so a second call with the same key, a redelivered actor or a racing worker
+changes nothing. Design invariant 2: the delivery is enqueued after the commit; a process that
+dies in between leaves the row `queued`, and the relay enqueues it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from storage import clock
+from storage.db import database
+from storage.errors import InvalidInput
+from storage.models.outbox import FINAL_STATUSES, QUEUED, OutboxMessage
+from worker.channels import Media, validate_channel
+from worker.logging import get_logger
+
+log = get_logger("outreach.outbox")
+
+# Longest key the table takes; keys are built from ids, so this is generous.
+MAX_KEY_LENGTH = 255
+
+OutcomeHandler = Callable[[OutboxMessage], None]
+_outcome_handlers: dict[str, list[OutcomeHandler]] = {}
+
+
+def on_outcome(source: str) -> Callable[[OutcomeHandler], OutcomeHandler]:
+    """Register a function called, in the same transaction, when a row of `source` ends.
+
+    It is called once per row with the row in its final status (sent, failed or unknown):
+    campaigns record the recipient's outcome, hunts give a failed contact's slot back.
+    """
+
+    def register(fn: OutcomeHandler) -> OutcomeHandler:
+        _outcome_handlers.setdefault(source, []).append(fn)
+        return fn
+
+    return register
+
+
+def notify_outcome(message: OutboxMessage) -> None:
+    assert message.status in FINAL_STATUSES, message.status
+    for handler in _outcome_handlers.get(message.source, ()):
+        handler(message)
+
+
+def enqueue_delivery(outbox_id: int) -> None:
+    from worker.actors.delivery import deliver_outbox_message
+
+    deliver_outbox_message.send(outbox_id)
+
+
+def _validate(key: str, channel: str, recipient: str, body: str) -> None:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters")
+    validate_channel(channel)
+    if not recipient or not recipient.strip():
+        raise InvalidInput("recipient is empty")
+    if not body or not body.strip():
+        raise InvalidInput("message body is empty")
+
+
+def queue_message(
+    idempotency_key: str,
+    channel: str,
+    recipient: str,
+    body: str,
+    media: Media | None = None,
+    source: str = "manual",
+) -> OutboxMessage:
+    """Claim the key and enqueue its delivery after commit; the same key again is a no-op.
+
+    Returns the row: the new one, or the one that already held the key (unchanged).
+    Works inside the caller's transaction, so a claim commits or rolls back with it.
+    """
+    _validate(idempotency_key, channel, recipient, body)
+    now = clock.now()
+    with database.atomic():
+        claimed = (
+            OutboxMessage.insert(
+                idempotency_key=idempotency_key,
+                channel=channel,
+                recipient=recipient.strip(),
+                body=body,
+                media_url=media.url if media else None,
+                media_mime=media.mime_type if media else None,
+                source=source,
+                status=QUEUED,
+                created_at=now,
+                enqueued_at=now,
+            )
+            .on_conflict_ignore()
+            .as_rowcount()  # SQLite returns the previous insert's id for an ignored row
+            .execute()
+        )
+        row = OutboxMessage.get(OutboxMessage.idempotency_key == idempotency_key)
+        if claimed:
+            database.after_commit(lambda: enqueue_delivery(row.id))
+        else:
+            log.info("outbox.key_already_claimed", idempotency_key=idempotency_key, outbox_id=row.id)
+    return row
+
+
+def relay(
+    relay_after: timedelta | None = None,
+    sending_stale: timedelta | None = None,
+    limit: int = 1000,
+) -> dict[str, int]:
+    """Repair what a crash left behind; the scheduler runs this every minute.
+
+    - `queued` rows not enqueued for `relay_after` are enqueued again (the process died between
+      commit and enqueue, or Redis lost the message);
+    - `sending` rows older than `sending_stale` died mid-send: see :func:`worker.delivery.recover`.
+    """
+    from storage.settings import get_settings
+    from worker.delivery import recover_stale_sending
+
+    settings = get_settings()
+    relay_after = relay_after or timedelta(seconds=settings.relay_after_seconds)
+    sending_stale = sending_stale or timedelta(seconds=settings.sending_stale_seconds)
+    now = clock.now()
+    requeued = 0
+    with database.connection_context():
+        stale_ids = [
+            row.id
+            for row in OutboxMessage.select(OutboxMessage.id)
+            .where(
+                (OutboxMessage.status == QUEUED) & (OutboxMessage.enqueued_at < now - relay_after)
+            )
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        ]
+        for outbox_id in stale_ids:
+            # Conditional: a worker or another relay may have taken the row since it was read.
+            touched = (
+                OutboxMessage.update(enqueued_at=now)
+                .where(
+                    (OutboxMessage.id == outbox_id)
+                    & (OutboxMessage.status == QUEUED)
+                    & (OutboxMessage.enqueued_at < now - relay_after)
+                )
+                .execute()
+            )
+            if touched:
+                enqueue_delivery(outbox_id)
+                requeued += 1
+        recovered = recover_stale_sending(now - sending_stale, limit)
+    counts = {"requeued": requeued, **recovered}
+    if any(counts.values()):
+        log.info("outbox.relay", **counts)
+    return counts

@@ -149,8 +149,9 @@ def pg_db(postgres_url: str) -> Iterator[str]:
 # --- brokers -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def stub_broker() -> Iterator[StubBroker]:
+    """Every test starts on a fresh in-process broker; other broker fixtures replace it."""
     broker = add_project_middleware(StubBroker())
     broker.emit_after("process_boot")
     use_broker(broker)
@@ -201,4 +202,29 @@ def redis_broker(redis_namespace: str) -> Iterator[RedisBroker]:
     broker = add_project_middleware(RedisBroker(url=REDIS_TEST_URL, namespace=redis_namespace))
     use_broker(broker)
     yield broker
+    broker.close()
+
+
+@pytest.fixture
+def live_services(postgres_url: str, redis_namespace: str, tmp_path) -> Iterator[dict[str, str]]:
+    """Environment for real processes: the session's PostgreSQL database, Redis and a file clock.
+
+    The test's own process uses the same database and a Redis broker on the same namespace.
+    """
+    from storage.clock import FileClock
+    from tests.processes import service_env
+
+    _use_postgres(postgres_url)
+    clock_file = tmp_path / "clock.txt"
+    file_clock = FileClock(clock_file)
+    file_clock.set(T0)
+    clock_module.set_clock(file_clock)
+    broker = add_project_middleware(
+        RedisBroker(url=REDIS_TEST_URL, namespace=redis_namespace)
+    )
+    use_broker(broker)
+    yield service_env(
+        postgres_url, REDIS_TEST_URL, redis_namespace, OUTREACH_CLOCK=f"file:{clock_file}"
+    )
+    clock_module.set_clock(None)
     broker.close()

@@ -1,0 +1,142 @@
+"""Shared pieces of the benchmarks: real services, a Procfile worker, the bare-actor floor.
+
+Every benchmark prints one JSON object. Ratios against the bare actor measured in the same run
+are what count: this machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "OUTREACH_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("OUTREACH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Worker settings for every measured run, bare actor included: as in the Procfile.
+WORKER_PROCESSES = int(os.environ.get("WORKER_PROCESSES", "2"))
+WORKER_THREADS = int(os.environ.get("WORKER_THREADS", "8"))
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+@contextmanager
+def bench_environment(prefix: str = "bench") -> Iterator[dict[str, str]]:
+    """A fresh PostgreSQL database and Redis namespace; sets this process up to use them."""
+    name = f"outreach_{prefix}_{uuid.uuid4().hex[:8]}"
+    namespace = f"outreach-{prefix}-{uuid.uuid4().hex[:8]}"
+    _admin(f"CREATE DATABASE {name}")
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": REDIS_URL,
+        "OUTREACH_REDIS_NAMESPACE": namespace,
+        "OUTREACH_LOG_LEVEL": "WARNING",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "OUTREACH_REDIS_NAMESPACE",
+                                           "OUTREACH_LOG_LEVEL")})
+    from storage.db import close_all, init_database
+    from storage.migrate import migrate
+
+    init_database(url)
+    migrate()
+    try:
+        yield env
+    finally:
+        close_all()
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=f"*{namespace}*", count=1000):
+            client.delete(key)
+        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def worker(env: dict[str, str], module: str = "worker.actors") -> Iterator[subprocess.Popen[bytes]]:
+    """`dramatiq` as the Procfile runs it, with the benchmark's worker settings."""
+    command = [
+        "dramatiq", module, "--skip-logging",
+        "--processes", str(WORKER_PROCESSES), "--threads", str(WORKER_THREADS),
+    ]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> float:
+    """Seconds until `condition` holds; raises after `timeout`."""
+    start = time.perf_counter()
+    while not condition():
+        if time.perf_counter() - start > timeout:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+    return time.perf_counter() - start
+
+
+def bare_actor_rate(env: dict[str, str], messages: int) -> dict[str, float]:
+    """Messages per second of a do-nothing actor through the same broker and worker settings.
+
+    Timed like the real runs: from the first enqueue to the last ack, worker start included.
+    """
+    import dramatiq
+
+    import bench.noop as noop
+
+    broker = dramatiq.get_broker()
+    start = time.perf_counter()
+    with worker(env, "bench.noop"):
+        for i in range(messages):
+            noop.noop.send(i)
+        enqueued = time.perf_counter() - start
+        broker.join("bench_noop", timeout=600_000)
+        elapsed = time.perf_counter() - start
+    return {
+        "messages": messages,
+        "seconds": round(elapsed, 3),
+        "enqueue_seconds": round(enqueued, 3),
+        "messages_per_second": round(messages / elapsed, 1),
+    }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_isolated(code: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run Python code in a fresh interpreter (its own peak memory) that prints one JSON object."""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env or dict(os.environ),
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(figures: dict[str, Any]) -> None:
+    print(json.dumps(figures, indent=2, sort_keys=True))

@@ -1,0 +1,43 @@
+"""Accounts (a team, with its time zone) and their users."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from peewee import AutoField, CharField, ForeignKeyField
+
+from storage.errors import InvalidInput
+from storage.models.base import BaseModel, UTCDateTimeField
+
+
+def validate_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown time zone {name!r}") from None
+    return name
+
+
+class Account(BaseModel):
+    id = AutoField()
+    name = CharField(max_length=200)
+    # The "day" of every daily limit is this zone's calendar day.
+    timezone = CharField(max_length=64, default="UTC")
+    created_at = UTCDateTimeField()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class User(BaseModel):
+    id = AutoField()
+    account = ForeignKeyField(Account, backref="users", on_delete="CASCADE")
+    name = CharField(max_length=200)
+    email = CharField(max_length=320, null=True)
+    phone = CharField(max_length=32, null=True)
+    created_at = UTCDateTimeField()
+
+    class Meta:
+        # "user" is a reserved word in PostgreSQL.
+        table_name = "app_user"

@@ -16,8 +16,9 @@ from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from storage.errors import ConfigurationError
 
-# SQLite: readers never block the writer; a writer waits up to 10 s for the lock.
-SQLITE_PRAGMAS = {"journal_mode": "wal", "busy_timeout": 10_000, "foreign_keys": 1}
+# SQLite: a writer waits up to 10 s for the lock (set first: switching to WAL needs the lock
+# too); readers never block the writer; foreign keys enforced.
+SQLITE_PRAGMAS = {"busy_timeout": 10_000, "journal_mode": "wal", "foreign_keys": 1}
 # Enough connections for several dramatiq threads plus the scheduler's own.
 POOL_MAX_CONNECTIONS = 32
 # Pooled connections idle longer than this are closed rather than reused.

@@ -7,14 +7,24 @@ from collections.abc import Mapping
 from typing import Any
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-# 8+ digits, optionally with a leading + and single separators; WhatsApp JIDs included.
-_PHONE = re.compile(r"(?<![\w])(\+?\d)(?:[ .-]?\d){6,}(\d{2})(?![\d])")
+# 8+ digits, optionally with a leading + and single spaces or dots; WhatsApp JIDs included.
+# Not after a word character, colon, dot or dash: times, dates, uuids and decimals stay.
+_PHONE = re.compile(r"(?<![\w+:.-])\+?\d(?:[ .]?\d){7,}(?![\d])")
+
+
+# Keys written by the logging pipeline itself, never personal data.
+_UNMASKED_KEYS = frozenset({"timestamp", "level", "logger", "message_id"})
 
 
 def mask(text: str) -> str:
     """Keep the first character/digit and the domain or last two digits, hide the rest."""
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    return _PHONE.sub(lambda m: f"{m.group(1)}***{m.group(2)}", text)
+    return _PHONE.sub(_mask_phone, text)
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    digits = match.group(0)
+    return f"{digits[0]}***{digits[-2:]}"
 
 
 def mask_value(value: Any) -> Any:
@@ -29,4 +39,7 @@ def mask_value(value: Any) -> Any:
 
 def mask_event(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: mask every string in the event."""
-    return {key: mask_value(value) for key, value in event_dict.items()}
+    return {
+        key: value if key in _UNMASKED_KEYS else mask_value(value)
+        for key, value in event_dict.items()
+    }

@@ -1,0 +1,71 @@
+"""Every log line is JSON with the message's context, and personal data is masked (invariant 6)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import dramatiq
+import pytest
+
+from worker.logging import configure_logging, get_logger
+from worker.masking import mask
+
+
+@pytest.fixture
+def log_stream():
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging("INFO", stream)
+    yield stream
+    root.handlers, level = saved
+    root.setLevel(level)
+
+
+def lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("call +33 6 12 34 56 78 now", "12 34 56"),
+        ("call 0612345678", "0612345678"),
+        ("jid 33612345678@c.us", "33612345678"),
+        ("mail jane.doe@example.com", "jane.doe"),
+    ],
+)
+def test_mask_hides_phone_numbers_and_emails(text, hidden):
+    assert hidden not in mask(text)
+
+
+def test_mask_leaves_ordinary_numbers_alone():
+    assert mask("batch 12 of campaign 345, 2026-03-02") == "batch 12 of campaign 345, 2026-03-02"
+
+
+def test_structlog_lines_are_json_and_masked(log_stream):
+    get_logger("test").info("contacting", recipient="+33612345678", email="a.b@example.org")
+    [line] = lines(log_stream)
+    assert line["event"] == "contacting"
+    assert "+33612345678" not in json.dumps(line)
+    assert line["email"] == "a***@example.org"
+
+
+def test_dramatiq_own_lines_carry_the_message_context(log_stream, stub_broker, stub_worker):
+    # Given an actor that fails once, so dramatiq's retries middleware logs about it
+    @dramatiq.actor(max_retries=0, log_context=("outbox_id",))
+    def failing(outbox_id: int) -> None:
+        raise RuntimeError("boom")
+
+    message = failing.send(42)
+    stub_broker.join(failing.queue_name, fail_fast=False)
+    stub_worker.join()
+    # Then dramatiq's own warning is a JSON line with the message id, actor and business id
+    own = [line for line in lines(log_stream) if line.get("logger", "").startswith("dramatiq")]
+    retries = [line for line in own if "Retries exceeded" in line["event"]]
+    assert retries, own
+    assert retries[0]["message_id"] == message.message_id
+    assert retries[0]["actor"] == "failing"
+    assert retries[0]["outbox_id"] == 42

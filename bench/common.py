@@ -54,8 +54,12 @@ def bench_environment(prefix: str = "bench") -> Iterator[dict[str, str]]:
         "OUTREACH_LOG_LEVEL": "WARNING",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "OUTREACH_REDIS_NAMESPACE",
-                                           "OUTREACH_LOG_LEVEL")})
+    os.environ.update(
+        {
+            k: env[k]
+            for k in ("DATABASE_URL", "REDIS_URL", "OUTREACH_REDIS_NAMESPACE", "OUTREACH_LOG_LEVEL")
+        }
+    )
     from storage.db import close_all, init_database
     from storage.migrate import migrate
 
@@ -75,11 +79,22 @@ def bench_environment(prefix: str = "bench") -> Iterator[dict[str, str]]:
 def worker(env: dict[str, str], module: str = "worker.actors") -> Iterator[subprocess.Popen[bytes]]:
     """`dramatiq` as the Procfile runs it, with the benchmark's worker settings."""
     command = [
-        "dramatiq", module, "--skip-logging",
-        "--processes", str(WORKER_PROCESSES), "--threads", str(WORKER_THREADS),
+        "dramatiq",
+        module,
+        "--skip-logging",
+        "--processes",
+        str(WORKER_PROCESSES),
+        "--threads",
+        str(WORKER_THREADS),
     ]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         yield proc
     finally:
@@ -133,8 +148,14 @@ def peak_rss_mb() -> float:
 
 def run_isolated(code: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run Python code in a fresh interpreter (its own peak memory) that prints one JSON object."""
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env or dict(os.environ),
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env or dict(os.environ),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -219,9 +219,7 @@ def live_services(postgres_url: str, redis_namespace: str, tmp_path) -> Iterator
     file_clock = FileClock(clock_file)
     file_clock.set(T0)
     clock_module.set_clock(file_clock)
-    broker = add_project_middleware(
-        RedisBroker(url=REDIS_TEST_URL, namespace=redis_namespace)
-    )
+    broker = add_project_middleware(RedisBroker(url=REDIS_TEST_URL, namespace=redis_namespace))
     use_broker(broker)
     yield service_env(
         postgres_url, REDIS_TEST_URL, redis_namespace, OUTREACH_CLOCK=f"file:{clock_file}"

@@ -35,9 +35,7 @@ def procfile_command(name: str) -> list[str]:
     raise KeyError(name)
 
 
-def service_env(
-    database_url: str, redis_url: str, namespace: str, **extra: str
-) -> dict[str, str]:
+def service_env(database_url: str, redis_url: str, namespace: str, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
         "DATABASE_URL": database_url,

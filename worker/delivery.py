@@ -68,9 +68,11 @@ def _claim(outbox_id: int, from_status: str, stale_before: datetime | None = Non
     with write_transaction():
         if not query.execute():
             return None
-        attempt: int = OutboxMessage.select(OutboxMessage.attempts).where(
-            OutboxMessage.id == outbox_id
-        ).scalar()
+        attempt: int = (
+            OutboxMessage.select(OutboxMessage.attempts)
+            .where(OutboxMessage.id == outbox_id)
+            .scalar()
+        )
     return attempt
 
 
@@ -176,5 +178,3 @@ def recover_stale_sending(stale_before: datetime, limit: int) -> dict[str, int]:
         elif _mark_unknown(row) is Outcome.UNKNOWN:
             counts["unknown"] += 1
     return counts
-
-

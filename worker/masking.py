@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
@@ -37,7 +37,7 @@ def mask_value(value: Any) -> Any:
     return value
 
 
-def mask_event(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def mask_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     """structlog processor: mask every string in the event."""
     return {
         key: value if key in _UNMASKED_KEYS else mask_value(value)

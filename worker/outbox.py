@@ -100,7 +100,9 @@ def queue_message(
         if claimed:
             database.after_commit(lambda: enqueue_delivery(row.id))
         else:
-            log.info("outbox.key_already_claimed", idempotency_key=idempotency_key, outbox_id=row.id)
+            log.info(
+                "outbox.key_already_claimed", idempotency_key=idempotency_key, outbox_id=row.id
+            )
     return row
 
 

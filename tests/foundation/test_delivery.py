@@ -1,4 +1,4 @@
-"""Delivery claims a row once, records what happened, and never resends blindly (invariants 1, 2)."""
+"""Delivery claims a row once, records what happened, never resends blindly (invariants 1, 2)."""
 
 from __future__ import annotations
 
@@ -191,7 +191,9 @@ def test_retries_exhausted_marks_the_row_failed(db, clock, channel):
     assert not delivery.mark_exhausted(row.id, "again")
 
 
-def test_relay_requeues_rows_left_queued_and_settles_rows_left_sending(db, clock, channel, stub_broker):
+def test_relay_requeues_rows_left_queued_and_settles_rows_left_sending(
+    db, clock, channel, stub_broker
+):
     # Given one row whose enqueue was lost, one fresh row, and one send that died
     lost = queue_message("k-lost", "log", "+33612345678", "hello")
     stub_broker.flush_all()  # the broker lost every delivery message

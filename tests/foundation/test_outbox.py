@@ -96,7 +96,9 @@ def test_same_key_from_many_threads_is_claimed_once(db, clock, stub_broker):
         ("k", "log", "+336", " ", "body is empty"),
     ],
 )
-def test_bad_input_is_refused_and_writes_nothing(db, clock, key, channel, recipient, body, expected):
+def test_bad_input_is_refused_and_writes_nothing(
+    db, clock, key, channel, recipient, body, expected
+):
     with pytest.raises(InvalidInput, match=expected):
         queue_message(key, channel, recipient, body)
     assert OutboxMessage.select().count() == 0

@@ -51,9 +51,11 @@ def _finish(outbox_id: int, status: str, *, attempt: int | None, **values: objec
             )
         else:
             query = query.where(OutboxMessage.status.in_([QUEUED, SENDING]))
-        if not query.execute():
+        # The row as it now is comes back from the update itself (RETURNING, both backends).
+        finished = list(query.returning(*OutboxMessage._meta.sorted_fields).execute())
+        if not finished:
             return False
-        notify_outcome(OutboxMessage.get_by_id(outbox_id))
+        notify_outcome(finished[0])
     return True
 
 
@@ -66,13 +68,10 @@ def _claim(outbox_id: int, from_status: str, stale_before: datetime | None = Non
     if stale_before is not None:
         query = query.where(OutboxMessage.claimed_at < stale_before)
     with write_transaction():
-        if not query.execute():
-            return None
-        attempt: int = (
-            OutboxMessage.select(OutboxMessage.attempts)
-            .where(OutboxMessage.id == outbox_id)
-            .scalar()
-        )
+        claimed = list(query.returning(OutboxMessage.attempts).tuples().execute())
+    if not claimed:
+        return None
+    attempt: int = claimed[0][0]
     return attempt
 
 

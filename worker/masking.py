@@ -9,7 +9,15 @@ from typing import Any
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # 8+ digits, optionally with a leading + and single spaces or dots; WhatsApp JIDs included.
 # Not after a word character, colon, dot or dash: times, dates, uuids and decimals stay.
-_PHONE = re.compile(r"(?<![\w+:.-])\+?\d(?:[ .]?\d){7,}(?![\d])")
+_PHONE = re.compile(
+    r"(?<![\w+:.-])\+?\d(?:[ .]?\d){7,}(?![\d])"
+    # After a +, dashes and brackets are a phone's too: "+1 (415) 555-2671", "tel:+4420...".
+    r"|(?<![\w+])\+\d(?:[ .-]?\(?\d\)?){7,}(?!\d)"
+    # National forms with an area code in brackets or dashes: "(415) 555-2671",
+    # "415-555-2671", "06-12-34-56-78" (never a date's 4-2-2).
+    r"|(?<![\w(])\(\d{1,4}\)(?:[ .-]?\d){6,}(?!\d)"
+    r"|(?<![\w.-])(?:\d{3}-\d{3}-\d{4}|\d{2}(?:-\d{2}){4})(?![\w-])"
+)
 
 
 # Keys written by the logging pipeline itself, never personal data.

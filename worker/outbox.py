@@ -8,7 +8,8 @@ dies in between leaves the row `queued`, and the relay enqueues it again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from storage import clock
@@ -104,6 +105,79 @@ def queue_message(
                 "outbox.key_already_claimed", idempotency_key=idempotency_key, outbox_id=row.id
             )
     return row
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for :func:`queue_messages`."""
+
+    idempotency_key: str
+    channel: str
+    recipient: str
+    body: str
+    media: Media | None = None
+
+
+def enqueue_deliveries(outbox_ids: Sequence[int]) -> None:
+    from worker.actors.delivery import deliver_outbox_message
+    from worker.enqueue import enqueue_many
+
+    enqueue_many(deliver_outbox_message.message(outbox_id) for outbox_id in outbox_ids)
+
+
+def queue_messages(messages: Sequence[Outgoing], source: str = "manual") -> list[int]:
+    """:func:`queue_message` for many messages: one insert, deliveries enqueued together.
+
+    The same rules: every message is checked first (nothing is written if one is bad), each key
+    is claimed once, and the deliveries of the new claims are enqueued after the commit. Returns
+    the ids of the rows this call claimed; keys claimed before are left as they are.
+    """
+    for m in messages:
+        _validate(m.idempotency_key, m.channel, m.recipient, m.body)
+    if not messages:
+        return []
+    now = clock.now()
+    rows = [
+        (
+            m.idempotency_key,
+            m.channel,
+            m.recipient.strip(),
+            m.body,
+            m.media.url if m.media else None,
+            m.media.mime_type if m.media else None,
+            source,
+            QUEUED,
+            now,
+            now,
+        )
+        for m in messages
+    ]
+    fields = [
+        OutboxMessage.idempotency_key,
+        OutboxMessage.channel,
+        OutboxMessage.recipient,
+        OutboxMessage.body,
+        OutboxMessage.media_url,
+        OutboxMessage.media_mime,
+        OutboxMessage.source,
+        OutboxMessage.status,
+        OutboxMessage.created_at,
+        OutboxMessage.enqueued_at,
+    ]
+    with database.atomic():
+        # RETURNING gives only the rows inserted, on both backends: ignored keys are not claims.
+        query = (
+            OutboxMessage.insert_many(rows, fields=fields)
+            .on_conflict_ignore()
+            .returning(OutboxMessage.id)
+            .tuples()
+        )
+        claimed = [outbox_id for (outbox_id,) in query.execute()]
+        if claimed:
+            database.after_commit(lambda: enqueue_deliveries(claimed))
+    if len(claimed) < len(messages):
+        log.info("outbox.keys_already_claimed", count=len(messages) - len(claimed))
+    return claimed
 
 
 def relay(

@@ -38,7 +38,10 @@ def build_channel(name: str, settings: Settings) -> Channel:
         )
     if name == "whatsapp":
         return WhatsAppChannel(
-            settings.waha_url, settings.waha_api_key, settings.waha_session, settings.channel_timeout
+            settings.waha_url,
+            settings.waha_api_key,
+            settings.waha_session,
+            settings.channel_timeout,
         )
     return WebhookChannel(settings.webhook_url, settings.channel_timeout)
 

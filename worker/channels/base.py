@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlparse
 
 import httpx
 
+from storage.errors import ConfigurationError
+
 
 class SendError(Exception):
-    """A send that did not go through."""
+    """A send that did not go through; `status_code` is the HTTP answer when there was one."""
+
+    def __init__(self, detail: str, *, status_code: int | None = None) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
 
 
 class TransientSendError(SendError):
@@ -52,15 +59,31 @@ class Channel(Protocol):
 
 # HTTP answers that mean "later": rate limited, or WAHA's 463 "slow down on new contacts".
 RETRYABLE_HTTP_STATUSES = frozenset({408, 425, 429, 463})
+# 5xx answers that will never change by themselves: the server lacks the feature.
+PERMANENT_SERVER_STATUSES = frozenset({501, 505})
 
 
 def raise_for_http_status(response: httpx.Response, what: str) -> None:
     if response.is_success:
         return
-    detail = f"{what} answered HTTP {response.status_code}: {response.text[:200]}"
-    if response.status_code >= 500 or response.status_code in RETRYABLE_HTTP_STATUSES:
-        raise TransientSendError(detail)
-    raise PermanentSendError(detail)
+    status = response.status_code
+    # One line: the answer is often pretty-printed JSON, and errors are read line by line.
+    detail = f"{what} answered HTTP {status}: {' '.join(response.text.split())[:200]}"
+    if status in RETRYABLE_HTTP_STATUSES or (
+        status >= 500 and status not in PERMANENT_SERVER_STATUSES
+    ):
+        raise TransientSendError(detail, status_code=status)
+    raise PermanentSendError(detail, status_code=status)
+
+
+def require_http_url(url: str | None, setting: str, channel: str) -> str:
+    """A channel's base URL, checked once when the channel is built, not on every send."""
+    if not url:
+        raise ConfigurationError(f"{channel} channel: {setting} is not set")
+    parsed = urlparse(url)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+        raise ConfigurationError(f"{setting}: expected http://host/... or https://host/...")
+    return url
 
 
 def post_json(

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
-import socket
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import parseaddr
 from urllib.parse import parse_qs, unquote, urlparse
 
 from storage.errors import ConfigurationError
 from worker.channels.base import Outbound, PermanentSendError, TransientSendError
+
+
+def message_id(idempotency_key: str, sender: str) -> str:
+    """The same key always gives the same Message-ID, so a receiver can drop a second copy.
+
+    Hashed because a key may hold characters a Message-ID cannot (``:`` for one).
+    """
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    return f"<outreach.{digest}@{domain}>"
 
 
 class EmailChannel:
@@ -20,11 +30,15 @@ class EmailChannel:
         if not url:
             raise ConfigurationError("email channel: SMTP_URL is not set")
         parsed = urlparse(url)
+        try:
+            port = parsed.port
+        except ValueError:
+            raise ConfigurationError("SMTP_URL: the port is not a number") from None
         if parsed.scheme not in {"smtp", "smtps"} or not parsed.hostname:
             raise ConfigurationError("SMTP_URL: expected smtp://host:port or smtps://host:port")
         self.ssl = parsed.scheme == "smtps"
         self.host = parsed.hostname
-        self.port = parsed.port or (465 if self.ssl else 25)
+        self.port = port or (465 if self.ssl else 25)
         self.username = unquote(parsed.username) if parsed.username else None
         self.password = unquote(parsed.password) if parsed.password else None
         self.starttls = parse_qs(parsed.query).get("starttls", ["0"])[0] in {"1", "true", "yes"}
@@ -37,8 +51,7 @@ class EmailChannel:
         email["From"] = self.sender
         email["To"] = message.recipient
         email["Subject"] = self.subject
-        # A stable id lets a receiving system drop a second copy of the same message.
-        email["Message-ID"] = make_msgid(idstring=message.idempotency_key.replace(":", "."))
+        email["Message-ID"] = message_id(message.idempotency_key, self.sender)
         email["X-Idempotency-Key"] = message.idempotency_key
         body = message.body
         if message.media:
@@ -57,12 +70,16 @@ class EmailChannel:
                     smtp.login(self.username, self.password or "")
                 smtp.send_message(email)
         except smtplib.SMTPRecipientsRefused as exc:
-            raise PermanentSendError(f"recipient refused: {exc.recipients}") from exc
+            detail = f"recipient refused: {exc.recipients}"
+            # 4xx at RCPT is "later" (greylisting, a full mailbox), not a refusal.
+            if all(400 <= code < 500 for code, _ in exc.recipients.values()):
+                raise TransientSendError(detail) from exc
+            raise PermanentSendError(detail) from exc
         except smtplib.SMTPResponseException as exc:
             detail = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
             if 400 <= exc.smtp_code < 500:
                 raise TransientSendError(detail) from exc
             raise PermanentSendError(detail) from exc
-        except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as exc:
+        except OSError as exc:  # refused, timed out or dropped (smtplib's errors are OSErrors)
             raise TransientSendError(f"SMTP server unreachable: {exc}") from exc
         return str(email["Message-ID"])

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from storage.errors import ConfigurationError
-from worker.channels.base import Outbound, post_json, provider_id_from
+from worker.channels.base import Outbound, post_json, provider_id_from, require_http_url
 
 
 class WebhookChannel:
@@ -14,9 +13,7 @@ class WebhookChannel:
     deduplicates = True
 
     def __init__(self, url: str | None, timeout: float) -> None:
-        if not url:
-            raise ConfigurationError("webhook channel: WEBHOOK_URL is not set")
-        self.url = url
+        self.url = require_http_url(url, "WEBHOOK_URL", "webhook")
         self.client = httpx.Client(timeout=timeout)
 
     def send(self, message: Outbound) -> str:

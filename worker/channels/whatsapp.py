@@ -6,24 +6,35 @@ import re
 
 import httpx
 
-from storage.errors import ConfigurationError
 from worker.channels.base import (
     Outbound,
     PermanentSendError,
     post_json,
     provider_id_from,
+    require_http_url,
 )
 
 _NOT_A_DIGIT = re.compile(r"\D")
+# How WAHA Core says an endpoint is a WAHA Plus feature (or not in this engine): HTTP 422
+# "... is available only in Plus version" / "... not implemented by the engine", or a 501.
+_NOT_IN_THIS_SERVER = re.compile(r"Plus version|not implemented", re.IGNORECASE)
 
 
 def chat_id(recipient: str) -> str:
-    """A phone number becomes ``33612345678@c.us``; a JID (``...@c.us``, ``...@g.us``) stays."""
+    """A phone number becomes ``33612345678@c.us``; a JID (``...@c.us``, ``...@g.us``) stays.
+
+    The number must carry its country code (``+33 6 ...`` or ``0033 6 ...``): WhatsApp has no
+    national numbers, and guessing the country could reach someone else.
+    """
     if "@" in recipient:
         return recipient
     digits = _NOT_A_DIGIT.sub("", recipient)
+    if digits.startswith("00"):
+        digits = digits[2:]
     if len(digits) < 6:
         raise PermanentSendError("recipient is not a phone number or a WhatsApp id")
+    if digits.startswith("0"):
+        raise PermanentSendError("phone number has no country code (write it as +33 6 ...)")
     return f"{digits}@c.us"
 
 
@@ -32,9 +43,7 @@ class WhatsAppChannel:
     deduplicates = False
 
     def __init__(self, url: str | None, api_key: str | None, session: str, timeout: float) -> None:
-        if not url:
-            raise ConfigurationError("whatsapp channel: WAHA_URL is not set")
-        self.url = url.rstrip("/")
+        self.url = require_http_url(url, "WAHA_URL", "whatsapp").rstrip("/")
         self.session = session
         self.headers = {"X-Api-Key": api_key} if api_key else {}
         self.client = httpx.Client(timeout=timeout)
@@ -59,9 +68,14 @@ class WhatsAppChannel:
         try:
             response = post_json(self.client, self.url + path, payload, self.headers, "WAHA")
         except PermanentSendError as exc:
-            if path == "/api/sendImage" and ("Plus" in str(exc) or " 501" in str(exc)):
+            if path == "/api/sendImage" and (
+                exc.status_code == 501
+                or (exc.status_code == 422 and _NOT_IN_THIS_SERVER.search(str(exc)))
+            ):
                 raise PermanentSendError(
-                    f"this WAHA server cannot send images (a WAHA Plus feature): {exc}"
+                    "this WAHA server cannot send images (a WAHA Plus feature; WAHA Core "
+                    f"sends text only): {exc}",
+                    status_code=exc.status_code,
                 ) from exc
             raise
         return provider_id_from(response, fallback=message.idempotency_key)

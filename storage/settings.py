@@ -63,6 +63,18 @@ class Settings:
     goodbye_timeout_hours: int = field(
         default=48, metadata={"env": "OUTREACH_GOODBYE_TIMEOUT_HOURS"}
     )
+    # Channel of the engagement goodbye ("log" for a dry run).
+    engagement_channel: str = field(
+        default="whatsapp", metadata={"env": "OUTREACH_ENGAGEMENT_CHANNEL"}
+    )
+
+    # Scheduler: cron expressions (an optional sixth field is seconds) and the hunts' zone.
+    engagement_cron: str = field(default="0 6 * * *", metadata={"env": "OUTREACH_ENGAGEMENT_CRON"})
+    hunts_cron: str = field(default="0 8 * * *", metadata={"env": "OUTREACH_HUNTS_CRON"})
+    hunts_timezone: str = field(default="Europe/Paris", metadata={"env": "OUTREACH_HUNTS_TIMEZONE"})
+    campaigns_cron: str = field(default="*/5 * * * *", metadata={"env": "OUTREACH_CAMPAIGNS_CRON"})
+    # A JSON file of schedules that replaces the default set.
+    schedules_file: str | None = field(default=None, metadata={"env": "OUTREACH_SCHEDULES"})
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

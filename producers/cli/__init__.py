@@ -29,6 +29,13 @@ class OutreachGroup(click.Group):
         except OutreachError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_REFUSED)
+        except click.UsageError as exc:
+            if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+                raise  # a group run without a command shows its help
+            # A malformed command line is bad input too: one line, same exit status as click's.
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            click.echo(f"error: {exc.format_message()}{where}", err=True)
+            sys.exit(EXIT_REFUSED)
         except (peewee.OperationalError, peewee.InterfaceError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             click.echo(f"error: database unavailable: {first}", err=True)
@@ -44,7 +51,24 @@ def main() -> None:
     """Outreach worker: hunts, campaigns and engagement, sent on a schedule and never twice."""
 
 
-from producers.cli import core, outbox  # noqa: E402
+from producers.cli import (  # noqa: E402
+    campaigns,
+    core,
+    dlq,
+    engagement,
+    enqueue,
+    hunts,
+    outbox,
+    scheduler,
+    status,
+)
 
 core.register(main)
 outbox.register(main)
+hunts.register(main)
+engagement.register(main)
+campaigns.register(main)
+scheduler.register(main)
+status.register(main)
+dlq.register(main)
+enqueue.register(main)

@@ -2,19 +2,85 @@
 
 from storage.models.accounts import Account, User
 from storage.models.base import BaseModel, UTCDateTimeField
+from storage.models.campaigns import (
+    Campaign,
+    CampaignBatch,
+    CampaignRecipient,
+    Contact,
+    ContactList,
+    MediaItem,
+    MessageTemplate,
+)
+from storage.models.engagement import (
+    EngagementOutcome,
+    EngagementRun,
+    EngagementState,
+    EngagementTransition,
+    UserProfile,
+)
+from storage.models.hunts import (
+    Ad,
+    ContactedAd,
+    Hunt,
+    HuntChannelCredit,
+    HuntPacing,
+    HuntRun,
+    Lead,
+)
 from storage.models.outbox import OutboxMessage
+from storage.models.scheduler import ScheduleLastFire
 
 ALL_MODELS: list[type[BaseModel]] = [
     OutboxMessage,
     Account,
     User,
+    ContactList,
+    Contact,
+    MessageTemplate,
+    MediaItem,
+    Campaign,
+    CampaignRecipient,
+    CampaignBatch,
+    UserProfile,
+    EngagementState,
+    EngagementRun,
+    EngagementTransition,
+    EngagementOutcome,
+    Ad,
+    Hunt,
+    HuntChannelCredit,
+    HuntPacing,
+    HuntRun,
+    Lead,
+    ContactedAd,
+    ScheduleLastFire,
 ]
 
 __all__ = [
     "ALL_MODELS",
     "Account",
+    "Ad",
     "BaseModel",
+    "Campaign",
+    "CampaignBatch",
+    "CampaignRecipient",
+    "Contact",
+    "ContactList",
+    "ContactedAd",
+    "EngagementOutcome",
+    "EngagementRun",
+    "EngagementState",
+    "EngagementTransition",
+    "Hunt",
+    "HuntChannelCredit",
+    "HuntPacing",
+    "HuntRun",
+    "Lead",
+    "MediaItem",
+    "MessageTemplate",
     "OutboxMessage",
+    "ScheduleLastFire",
     "UTCDateTimeField",
     "User",
+    "UserProfile",
 ]

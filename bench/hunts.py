@@ -1,0 +1,307 @@
+"""Hunts at scale on PostgreSQL: `python -m bench.hunts [ADS] [HUNTS]` (1,000,000 and 1,000).
+
+1. Import ADS generated ads from a JSON Lines file with `outreach ads import`'s code, in a fresh
+   interpreter: time and peak memory.
+2. The matching query of every hunt (as its run issues it): p50/p95/max, and the plan of one.
+3. The whole daily run: the sweep, every hunt's matching, leads and queued messages, and every
+   delivery on the `log` channel, timed from the sweep to the last delivery with the worker's
+   start included, as messages per second beside the bare Dramatiq actor's in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    bare_actor_rate,
+    bench_environment,
+    report,
+    run_isolated,
+    wait_for,
+    worker,
+)
+
+SEED = 20260302
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+# Metropolitan departments; the big ones get more ads, as on a real classifieds site.
+DEPARTMENTS = [f"{d:02d}" for d in range(1, 96) if d != 20] + ["2A", "2B"]
+BIG_DEPARTMENTS = ["75", "13", "69", "59", "33", "92", "93", "94", "31", "06"]
+SUB_TYPES = [
+    "citadine", "berline", "suv", "break", "monospace", "coupe", "cabriolet", "utilitaire",
+    "4x4", "pickup", "moto", "scooter", "camping-car", "quad", "minibus",
+]  # fmt: skip
+BRANDS = [
+    "renault", "peugeot", "citroen", "volkswagen", "toyota", "ford", "opel", "fiat", "bmw",
+    "mercedes", "audi", "nissan", "dacia", "skoda", "seat", "kia", "hyundai", "volvo", "mazda",
+    "honda", "suzuki", "mini", "tesla", "porsche", "jeep", "land-rover", "alfa-romeo", "lancia",
+    "mitsubishi", "smart", "ds", "lexus", "jaguar", "subaru", "chevrolet", "dodge", "yamaha",
+    "kawasaki", "ducati", "triumph",
+]  # fmt: skip
+WORDS = [
+    "clio", "208", "golf", "diesel", "essence", "gps", "toit", "cuir", "automatique",
+    "entretien", "garantie", "premiere", "main", "faible", "km", "hybride", "sport",
+]  # fmt: skip
+TIMEZONES = ["Europe/Paris", "Europe/Paris", "Europe/Paris", "America/Los_Angeles", "Asia/Tokyo"]
+ACCOUNTS = 100
+DAILY_LIMITS = [5, 10, 10, 15, 20]
+
+
+def _postal_code(rng: random.Random) -> str:
+    department = rng.choice(BIG_DEPARTMENTS) if rng.random() < 0.3 else rng.choice(DEPARTMENTS)
+    if department == "2A":
+        return f"20{rng.randint(0, 190):03d}"
+    if department == "2B":
+        return f"20{rng.randint(200, 690):03d}"
+    return f"{department}{rng.randint(0, 999):03d}"
+
+
+def write_ads(path: Path, count: int) -> None:
+    """The scraper's output: `count` LeBonCoin-like ads, one JSON object a line."""
+    rng = random.Random(SEED)
+    with path.open("w") as out:
+        for n in range(count):
+            brand = rng.choice(BRANDS)
+            owner: dict[str, str] = {"name": f"Vendeur {n}"}
+            if rng.random() < 0.9:
+                owner["phone"] = f"+336{rng.randint(0, 99_999_999):08d}"
+            if "phone" not in owner or rng.random() < 0.6:
+                owner["email"] = f"vendeur{n}@example.com"
+            published = NOW - timedelta(seconds=rng.randint(0, 90 * 86_400))
+            record = {
+                "source": "leboncoin",
+                "external_id": str(3_000_000_000 + n),
+                "title": f"{brand.title()} {' '.join(rng.sample(WORDS, 3))}",
+                "price": None if rng.random() < 0.05 else int(500 * 120 ** rng.random()),
+                "location": {"postal_code": _postal_code(rng), "city": "Ville"},
+                "category": "vehicules",
+                "sub_type": rng.choice(SUB_TYPES),
+                "brand": brand,
+                "owner": owner,
+                "url": f"https://www.leboncoin.fr/ad/{3_000_000_000 + n}",
+                "published_at": published.isoformat(),
+            }
+            out.write(json.dumps(record))
+            out.write("\n")
+
+
+def hunt_criteria(rng: random.Random) -> dict[str, Any]:
+    criteria: dict[str, Any] = {}
+    if rng.random() < 0.9:
+        pool = BIG_DEPARTMENTS if rng.random() < 0.5 else DEPARTMENTS
+        criteria["departments"] = rng.sample(pool, rng.randint(1, 3))
+    else:
+        criteria["postal_codes"] = [_postal_code(rng)[:3] for _ in range(rng.randint(1, 4))]
+    if rng.random() < 0.8:
+        criteria["sub_types"] = rng.sample(SUB_TYPES, rng.randint(1, 2))
+    if rng.random() < 0.5:
+        criteria["brands"] = rng.sample(BRANDS, rng.randint(1, 3))
+    if rng.random() < 0.6:
+        low = rng.choice([0, 1_000, 3_000, 5_000])
+        criteria["price_min"], criteria["price_max"] = low, low + rng.choice([5_000, 15_000])
+    if rng.random() < 0.15:
+        criteria["keywords"] = rng.sample(WORDS, rng.randint(1, 2))
+    if rng.random() < 0.8:
+        criteria["published_within_days"] = rng.choice([7, 14, 30])
+    return criteria
+
+
+def create_hunts(count: int) -> list[int]:
+    from storage import clock
+    from storage.db import database
+    from storage.models import Account, User
+    from worker.hunts.definition import create_hunt
+
+    rng = random.Random(SEED + 1)
+    ids = []
+    with database.connection_context():
+        owners = []
+        for a in range(ACCOUNTS):
+            account = Account.create(
+                name=f"Account {a}", timezone=TIMEZONES[a % len(TIMEZONES)], created_at=clock.now()
+            )
+            owners.append(User.create(account=account, name=f"Owner {a}", created_at=clock.now()))
+        for h in range(count):
+            hunt = create_hunt(
+                {
+                    "owner_id": owners[h % ACCOUNTS].id,
+                    "name": f"Hunt {h}",
+                    "daily_pacing_limit": rng.choice(DAILY_LIMITS),
+                    "channels": ["log"],
+                    "credits": {"log": 1_000},
+                    "message_template": "Bonjour {owner_name|}, votre {title} à {price} € "
+                    "({city}) m'intéresse : {url}",
+                    "criteria": hunt_criteria(rng),
+                }
+            )
+            ids.append(hunt.id)
+    return ids
+
+
+def time_matching(hunt_ids: list[int]) -> dict[str, Any]:
+    """Each hunt's matching, exactly as its run does it: the newest `limit` new ads, searched a
+    publication window at a time (one to three queries, usually one)."""
+    from storage import clock
+    from storage.db import database
+    from storage.models import Hunt
+    from worker.hunts.criteria import MATCH_WINDOWS, find_matches, matching_query, parse_criteria
+
+    timings: list[float] = []
+    matched: list[int] = []
+    with database.connection_context():
+        hunts = list(Hunt.select().where(Hunt.id.in_(hunt_ids)).order_by(Hunt.id))
+        now = clock.now()
+        for hunt in hunts:
+            start = time.perf_counter()
+            rows = find_matches(
+                parse_criteria(hunt.criteria),
+                account_id=hunt.account_id,
+                now=now,
+                channels=hunt.channels,
+                limit=hunt.daily_pacing_limit,
+            )
+            timings.append((time.perf_counter() - start) * 1000)
+            matched.append(len(rows))
+
+        def plan(hunt: Hunt, window: timedelta | None) -> list[str]:
+            query = matching_query(
+                parse_criteria(hunt.criteria),
+                account_id=hunt.account_id,
+                now=now,
+                channels=hunt.channels,
+                limit=hunt.daily_pacing_limit,
+                published_from=None if window is None else now - window,
+            )
+            sql, params = query.sql()
+            rows = database.execute_sql("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
+            return [line[0] for line in rows.fetchall()]
+
+        slowest = hunts[max(range(len(hunts)), key=timings.__getitem__)]
+        plans = {
+            "first_hunt_first_window": plan(hunts[0], MATCH_WINDOWS[0]),
+            "slowest_hunt": {
+                "criteria": slowest.criteria,
+                "first_window": plan(slowest, MATCH_WINDOWS[0]),
+                "last_window": plan(slowest, None),
+            },
+        }
+    timings.sort()
+    return {
+        "searches": len(timings),
+        "p50_ms": round(statistics.median(timings), 2),
+        "p95_ms": round(timings[int(len(timings) * 0.95) - 1], 2),
+        "max_ms": round(timings[-1], 2),
+        "hunts_with_fewer_matches_than_their_limit": sum(
+            1 for h, n in zip(hunts, matched, strict=True) if n < h.daily_pacing_limit
+        ),
+        "plans": plans,
+    }
+
+
+def daily_run(env: dict[str, str]) -> dict[str, Any]:
+    """Sweep, then wait until every run finished and every message was delivered."""
+    from producers.hunts import sweep
+    from storage import clock
+    from storage.db import database
+    from storage.models import HuntRun, OutboxMessage
+
+    hunts_done_at: list[float] = []
+
+    def done() -> bool:
+        with database.connection_context():
+            unfinished = HuntRun.finished_at.is_null() & HuntRun.error.is_null()
+            if HuntRun.select().where(unfinished).exists():
+                return False
+            if not hunts_done_at:
+                hunts_done_at.append(time.perf_counter() - start)
+            return not (
+                OutboxMessage.select().where(OutboxMessage.status.in_(["queued", "sending"]))
+            ).exists()
+
+    start = time.perf_counter()
+    with worker(env):
+        swept = sweep(clock.now())
+        sweep_seconds = time.perf_counter() - start
+        wait_for(done, timeout=3_600, interval=0.5)
+        elapsed = time.perf_counter() - start
+    with database.connection_context():
+        sent = OutboxMessage.select().where(OutboxMessage.status == "sent").count()
+        failed = HuntRun.select().where(HuntRun.error.is_null(False)).count()
+    messages = swept["enqueued"] + sent  # one hunt message per run, one delivery per contact
+    return {
+        "hunts_enqueued": swept["enqueued"],
+        "sweep_seconds": round(sweep_seconds, 3),
+        "all_hunts_run_seconds": round(hunts_done_at[0], 3),
+        "contacts_sent": sent,
+        "failed_runs": failed,
+        "seconds": round(elapsed, 3),
+        "dramatiq_messages": messages,
+        "messages_per_second": round(messages / elapsed, 1),
+        "contacts_per_second": round(sent / elapsed, 1),
+    }
+
+
+IMPORT_CODE = """
+import json, time
+from bench.common import peak_rss_mb
+from storage.db import database, init_database
+init_database()
+from worker.hunts.importing import import_file
+start = time.perf_counter()
+with database.connection_context():
+    report = import_file({path!r})
+seconds = time.perf_counter() - start
+print(json.dumps({{"ads": report.written, "invalid": report.invalid,
+    "seconds": round(seconds, 1), "ads_per_second": round(report.written / seconds),
+    "peak_rss_mb": round(peak_rss_mb(), 1)}}))
+"""
+
+
+def main(ad_count: int, hunt_count: int) -> None:
+    figures: dict[str, Any] = {"ads": ad_count, "hunts": hunt_count}
+    with bench_environment("hunts") as env, tempfile.TemporaryDirectory() as scratch:
+        from storage import clock
+        from storage.clock import FrozenClock
+
+        clock.set_clock(FrozenClock(NOW))
+        path = Path(scratch) / "ads.jsonl"
+        start = time.perf_counter()
+        write_ads(path, ad_count)
+        figures["generate_file_seconds"] = round(time.perf_counter() - start, 1)
+        figures["file_mb"] = round(path.stat().st_size / 1e6, 1)
+        figures["import"] = run_isolated(IMPORT_CODE.format(path=str(path)), env)
+        path.unlink()
+        from storage.db import database
+
+        with database.connection_context():
+            database.execute_sql("VACUUM ANALYZE ad")
+        hunt_ids = create_hunts(hunt_count)
+        figures["matching"] = time_matching(hunt_ids)
+        figures["matching"]["target_p95_ms"] = 50
+        # Worker processes read the same fixed time from a file, as the tests' file clock does.
+        clock_file = Path(scratch) / "clock.txt"
+        clock_file.write_text(NOW.isoformat())
+        env["OUTREACH_CLOCK"] = f"file:{clock_file}"
+        import worker.actors  # noqa: F401  (after bench_environment: the Redis broker)
+
+        figures["daily_run"] = daily_run(env)
+        figures["bare_actor"] = bare_actor_rate(env, figures["daily_run"]["dramatiq_messages"])
+        figures["daily_run"]["ratio_to_bare_actor"] = round(
+            figures["daily_run"]["messages_per_second"]
+            / figures["bare_actor"]["messages_per_second"],
+            3,
+        )
+    report(figures)
+
+
+if __name__ == "__main__":
+    ads = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    hunts = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000
+    main(ads, hunts)

@@ -1,0 +1,178 @@
+"""Commands about hunts and the ads they match: create, run, sweep, status; import ads."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from producers.cli.context import boot, print_json, print_table
+from storage.errors import InvalidInput
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+@click.group()
+def hunt() -> None:
+    """Hunts: contact the owners of new ads matching criteria, within daily caps."""
+
+
+@hunt.command("create")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the new hunt as JSON.")
+def create(file: Path, as_json: bool) -> None:
+    """Create a hunt from a JSON definition (see the README for its format)."""
+    boot()
+    from storage.db import database
+    from worker.hunts.definition import create_hunt
+
+    data = _read_json(file)
+    with database.connection_context():
+        created = create_hunt(data)
+    if as_json:
+        print_json({"id": created.id, "name": created.name, "status": created.status})
+    else:
+        click.echo(f"hunt {created.id} created: {created.name} ({created.status})")
+
+
+def _print_run(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(" ".join(f"{key}={value}" for key, value in result.items()))
+
+
+@hunt.command("run")
+@click.argument("hunt_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def run(hunt_id: int, as_json: bool) -> None:
+    """Enqueue one hunt now (pacing and credits still hold)."""
+    boot()
+    from producers.embedded import drain
+    from producers.hunts import enqueue_hunt
+
+    result = enqueue_hunt(hunt_id)
+    drain()
+    _print_run(result, as_json)
+
+
+@hunt.command("sweep")
+@click.option(
+    "--at", "fire_time", default=None, help="Fire time (ISO date-time, UTC if naive); now if unset."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def sweep_command(fire_time: str | None, as_json: bool) -> None:
+    """Enqueue today's run of every active auto-refresh hunt (once a day per hunt)."""
+    boot()
+    from producers.embedded import drain
+    from producers.hunts import sweep
+    from storage import clock
+
+    when = clock.now()
+    if fire_time is not None:
+        try:
+            when = clock.as_utc(datetime.fromisoformat(fire_time.replace("Z", "+00:00")))
+        except ValueError:
+            raise InvalidInput(f"--at {fire_time!r} is not an ISO date-time") from None
+    result = sweep(when)
+    drain()
+    _print_run(result, as_json)
+
+
+def _set_status(hunt_id: int, status: str) -> None:
+    boot()
+    from storage.db import database
+    from worker.hunts.definition import set_status
+
+    with database.connection_context():
+        changed = set_status(hunt_id, status)
+    click.echo(f"hunt {changed.id}: {changed.status}")
+
+
+@hunt.command("pause")
+@click.argument("hunt_id", type=int)
+def pause(hunt_id: int) -> None:
+    """Stop a hunt from running (the sweep skips it) until resumed."""
+    _set_status(hunt_id, "paused")
+
+
+@hunt.command("resume")
+@click.argument("hunt_id", type=int)
+def resume(hunt_id: int) -> None:
+    """Make a paused hunt active again."""
+    _set_status(hunt_id, "active")
+
+
+@hunt.command("status")
+@click.argument("hunt_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def status(hunt_id: int, as_json: bool) -> None:
+    """Today's contacts against the limit, credits, leads by stage, last scan."""
+    boot()
+    from storage.db import database
+    from worker.hunts.status import hunt_status
+
+    with database.connection_context():
+        data = hunt_status(hunt_id)
+    if as_json:
+        print_json(data)
+        return
+    today = data["today"]
+    limit = "no limit" if today["limit"] is None else today["limit"]
+    click.echo(f"hunt {data['id']}: {data['name']} ({data['status']})")
+    click.echo(f"today ({today['day']}): {today['contacted']} contacted, limit {limit}")
+    click.echo(f"last scan: {data['last_scan_at'] or 'never'}")
+    print_table(
+        "Credits",
+        ["channel", "allocated", "reserved", "consumed", "available"],
+        [
+            [name, c["allocated"], c["reserved"], c["consumed"], c["available"]]
+            for name, c in data["credits"].items()
+        ],
+    )
+    print_table("Leads", ["stage", "leads"], [[k, v] for k, v in data["leads"].items()])
+
+
+@click.group()
+def ads() -> None:
+    """Classified ads imported from the scraper."""
+
+
+@ads.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--strict", is_flag=True, help="Import nothing if any line is invalid.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def import_ads(file: Path, strict: bool, as_json: bool) -> None:
+    """Upsert ads from a JSON Lines file; invalid lines are reported by number and skipped."""
+    boot()
+    from storage.db import database
+    from worker.hunts.importing import import_file
+
+    with database.connection_context():
+        report = import_file(file, strict=strict)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    for line in report.errors:
+        click.echo(line, err=True)
+    hidden = report.invalid - len(report.errors)
+    if hidden:
+        click.echo(f"... and {hidden} more invalid lines", err=True)
+    click.echo(f"{report.written} ads imported, {report.invalid} invalid lines skipped")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(hunt)
+    group.add_command(ads)

@@ -1,0 +1,115 @@
+"""The daily engagement sweep (seed 004): find due users, enqueue one message per user and check.
+
+Each check is one query streamed by keyset pages on the index it filters by, so memory stays flat
+whatever the number of users. Calling it twice for the same day is safe: the second run finds
+the users the first one moved no longer due, and a message of both runs for the same user ends
+in one transition and one goodbye (see :mod:`worker.engagement.process`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, cast
+
+from peewee import JOIN, Tuple, Value, fn
+
+from storage.clock import as_utc
+from storage.db import database
+from storage.models.engagement import EngagementState, UserProfile
+from worker.engagement import runs
+from worker.engagement.checks import CHECKS, Check
+from worker.engagement.process import OPTED_OUT
+from worker.engagement.state_machine import Thresholds
+from worker.logging import get_logger
+
+log = get_logger("outreach.engagement")
+
+# Users read, and messages enqueued, per page of the sweep.
+PAGE_SIZE = 1000
+
+DueUser = tuple[int, bool]  # (user id, opted out of re-engagement)
+
+
+def due_users(check: Check, as_of: datetime, page_size: int = PAGE_SIZE) -> Iterator[list[DueUser]]:
+    """Pages of the users due for `check` at `as_of`, in the order of the check's index."""
+    column = check.column
+    opted_out = (
+        fn.COALESCE(UserProfile.reengagement_opt_out, False)
+        if check.sends_goodbye
+        else Value(False)
+    )
+    query = EngagementState.select(EngagementState.user, column, opted_out).where(
+        check.due_condition(as_of, Thresholds.from_settings())
+    )
+    if check.sends_goodbye:
+        query = query.join(
+            UserProfile, JOIN.LEFT_OUTER, on=(UserProfile.user == EngagementState.user)
+        )
+    query = query.order_by(column, EngagementState.user).limit(page_size)
+    after: tuple[datetime, int] | None = None
+    while True:
+        page_query = query
+        if after is not None:
+            page_query = query.where(
+                Tuple(column, EngagementState.user)
+                > Tuple(Value(after[0], converter=column.db_value), after[1])
+            )
+        rows = cast(list[tuple[int, datetime, bool]], list(page_query.tuples()))
+        if not rows:
+            return
+        yield [(user_id, bool(out)) for user_id, _, out in rows]
+        if len(rows) < page_size:
+            return
+        last_user, last_due, _ = rows[-1]
+        after = (last_due, last_user)
+
+
+def _enqueue(run_id: int, user_ids: list[int], check: Check) -> None:
+    from worker.actors.engagement import process_engagement_user
+    from worker.enqueue import enqueue_many
+
+    enqueue_many(
+        process_engagement_user.message(run_id, user_id, check.name) for user_id in user_ids
+    )
+
+
+def run_daily(fire_time: datetime) -> dict[str, Any]:
+    """Start the daily run for `fire_time`: the three checks, one message per due user.
+
+    Returns the run id and what the sweep did; the work itself is done by the workers, and
+    :func:`worker.engagement.runs.job_result` adds it up.
+    """
+    fire_time = as_utc(fire_time)
+    enqueued: dict[str, int] = {check.name: 0 for check in CHECKS}
+    opted_out = 0
+    with database.connection_context():
+        run = runs.start_run(fire_time)
+        for check in CHECKS:
+            for page in due_users(check, fire_time):
+                to_enqueue = [user_id for user_id, out in page if not out]
+                skipped = [user_id for user_id, out in page if out]
+                if skipped:
+                    opted_out += runs.record_skipped(run.id, skipped, check.name, OPTED_OUT)
+                if to_enqueue:
+                    _enqueue(run.id, to_enqueue, check)
+                    enqueued[check.name] += len(to_enqueue)
+        total = sum(enqueued.values())
+        log.info(
+            "engagement.run.enqueued",
+            run_id=run.id,
+            enqueued=total,
+            skipped_opted_out=opted_out,
+            **{f"enqueued_{name}": n for name, n in enqueued.items()},
+        )
+        if not runs.close_sweep(run.id, total, opted_out):
+            from worker.actors.engagement import watch_engagement_run
+
+            watch_engagement_run.send(run.id)
+    return {
+        "run_id": run.id,
+        "fire_time": fire_time.isoformat(),
+        "enqueued": total,
+        "enqueued_by_check": enqueued,
+        "skipped_opted_out": opted_out,
+    }

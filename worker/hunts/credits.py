@@ -1,0 +1,71 @@
+"""Channel credits of a hunt: reserved when a message is queued, settled by its delivery.
+
+available = allocated - reserved - consumed. Every change is one conditional UPDATE, so several
+workers never reserve past the allocation, and a settlement happens once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from storage.errors import InvalidInput
+from storage.models.hunts import HuntChannelCredit
+from worker.hunts.db import writing
+
+
+def _row(hunt_id: int, channel: str) -> object:
+    return (HuntChannelCredit.hunt == hunt_id) & (HuntChannelCredit.channel == channel)
+
+
+def allocate(hunt_id: int, allocations: Mapping[str, int]) -> None:
+    """Add credits per channel (creating the channel's row at first)."""
+    for channel, amount in allocations.items():
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise InvalidInput(f"credits for {channel!r} must be a whole number, 0 or more")
+    with writing():
+        for channel, amount in allocations.items():
+            HuntChannelCredit.insert(
+                hunt=hunt_id, channel=channel, allocated=0, reserved=0, consumed=0
+            ).on_conflict_ignore().execute()
+            HuntChannelCredit.update(allocated=HuntChannelCredit.allocated + amount).where(
+                _row(hunt_id, channel)
+            ).execute()
+
+
+def available(hunt_id: int) -> dict[str, int]:
+    """Credits still free per channel."""
+    query = HuntChannelCredit.select().where(HuntChannelCredit.hunt == hunt_id)
+    return {row.channel: max(0, row.allocated - row.reserved - row.consumed) for row in query}
+
+
+def reserve(hunt_id: int, channel: str) -> bool:
+    """Hold one credit for a message about to be queued; False when none is left."""
+    C = HuntChannelCredit
+    with writing():
+        return bool(
+            C.update(reserved=C.reserved + 1)
+            .where(_row(hunt_id, channel) & (C.allocated - C.reserved - C.consumed > 0))
+            .execute()
+        )
+
+
+def consume(hunt_id: int, channel: str) -> bool:
+    """The message went out: its reservation becomes a consumed credit."""
+    C = HuntChannelCredit
+    with writing():
+        return bool(
+            C.update(reserved=C.reserved - 1, consumed=C.consumed + 1)
+            .where(_row(hunt_id, channel) & (C.reserved > 0))
+            .execute()
+        )
+
+
+def release(hunt_id: int, channel: str) -> bool:
+    """The message failed: its reserved credit is free again."""
+    C = HuntChannelCredit
+    with writing():
+        return bool(
+            C.update(reserved=C.reserved - 1)
+            .where(_row(hunt_id, channel) & (C.reserved > 0))
+            .execute()
+        )

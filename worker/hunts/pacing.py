@@ -1,0 +1,137 @@
+"""Daily pacing (seed 000, made durable): contacts per hunt and per channel per account-local day.
+
+Seed 000 counted in memory for one job run; here each hunt is its own message on any of many
+workers, so the count lives in ``hunt_pacing`` and a slot is taken with a conditional
+``UPDATE ... SET count = count + 1 WHERE count < limit``: the database serialises concurrent
+takers on the row, and the loser sees the winner's count. Called inside the caller's
+transaction, a slot is given back by a rollback as well as by :func:`release`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from storage import clock
+from storage.errors import NotFound
+from storage.models.accounts import Account
+from storage.models.hunts import ALL_CHANNELS, Hunt, HuntPacing
+from worker.hunts.db import writing
+
+
+def local_day(zone: ZoneInfo | str, when: datetime) -> date:
+    """The calendar day `when` falls on in the account's time zone: the day of a daily limit."""
+    tz = ZoneInfo(zone) if isinstance(zone, str) else zone
+    return clock.as_utc(when).astimezone(tz).date()
+
+
+def ensure_rows(hunt_id: int, day: date, channels: Iterable[str]) -> None:
+    """Create the day's counters at 0 if missing (a no-op for those that exist)."""
+    rows = [(hunt_id, day, name, 0) for name in dict.fromkeys([ALL_CHANNELS, *channels])]
+    HuntPacing.insert_many(
+        rows, fields=[HuntPacing.hunt, HuntPacing.day, HuntPacing.channel, HuntPacing.count]
+    ).on_conflict_ignore().execute()
+
+
+def _row(hunt_id: int, day: date, channel: str) -> object:
+    return (HuntPacing.hunt == hunt_id) & (HuntPacing.day == day) & (HuntPacing.channel == channel)
+
+
+def take(hunt_id: int, channel: str, day: date, limit: int | None = None) -> bool:
+    """Take one slot of `day` for the hunt on `channel`; False when it is at `limit`."""
+    with writing():
+        if not _take(hunt_id, day, limit):
+            # At the limit, or no counter yet (the day's first contact, or one created by another
+            # worker after this statement's snapshot): make sure it exists (waiting for a
+            # concurrent creator to commit), then try once more against the committed count.
+            ensure_rows(hunt_id, day, [channel])
+            if not _take(hunt_id, day, limit):
+                return False
+        counted = (
+            HuntPacing.update(count=HuntPacing.count + 1)
+            .where(_row(hunt_id, day, channel))
+            .execute()
+        )
+        if not counted:
+            ensure_rows(hunt_id, day, [channel])
+            HuntPacing.update(count=HuntPacing.count + 1).where(
+                _row(hunt_id, day, channel)
+            ).execute()
+        return True
+
+
+def increment(hunt_id: int, channel: str, day: date, limit: int | None = None) -> int | None:
+    """Take one slot (see :func:`take`); the hunt's new count for the day, None at the limit."""
+    with writing():
+        if not take(hunt_id, channel, day, limit):
+            return None
+        return get_count(hunt_id, day)
+
+
+def _take(hunt_id: int, day: date, limit: int | None) -> bool:
+    # The conditional update: concurrent takers queue on the row and re-check `count < limit`
+    # against the committed count, so the limit holds whatever the number of workers.
+    take = HuntPacing.update(count=HuntPacing.count + 1).where(_row(hunt_id, day, ALL_CHANNELS))
+    if limit is not None:
+        take = take.where(HuntPacing.count < limit)
+    return bool(take.execute())
+
+
+def release(hunt_id: int, channel: str, day: date) -> None:
+    """Give a slot back (a failed delivery); never below zero."""
+    with writing():
+        for name in (ALL_CHANNELS, channel):
+            HuntPacing.update(count=HuntPacing.count - 1).where(
+                _row(hunt_id, day, name) & (HuntPacing.count > 0)
+            ).execute()
+
+
+def get_count(hunt_id: int, day: date, channel: str = ALL_CHANNELS) -> int:
+    """Contacts of the hunt on `day` (all channels, or one); 0 when nothing was counted."""
+    count = HuntPacing.select(HuntPacing.count).where(_row(hunt_id, day, channel)).scalar()
+    return int(count or 0)
+
+
+def is_at_limit(hunt_id: int, day: date, limit: int | None) -> bool:
+    """True when the day's count has reached `limit`; always False for a null limit."""
+    if limit is None:
+        return False
+    return get_count(hunt_id, day) >= limit
+
+
+def remaining(hunt_id: int, day: date, limit: int | None) -> int | None:
+    """Slots left on `day`; None when there is no limit."""
+    if limit is None:
+        return None
+    return max(0, limit - get_count(hunt_id, day))
+
+
+def counts_for_day(hunt_id: int, day: date) -> dict[str, int]:
+    """Every counter of the day: ``{"*": total, "whatsapp": n, ...}``."""
+    query = HuntPacing.select(HuntPacing.channel, HuntPacing.count).where(
+        (HuntPacing.hunt == hunt_id) & (HuntPacing.day == day)
+    )
+    return {row.channel: row.count for row in query}
+
+
+def today(hunt_id: int) -> tuple[date, dict[str, int]]:
+    """The hunt's account-local today and its counters, for display (seed 000's subtask 42.4)."""
+    row = (
+        Hunt.select(Hunt.id, Account.timezone)
+        .join(Account)
+        .where(Hunt.id == hunt_id)
+        .tuples()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"hunt {hunt_id} does not exist")
+    day = local_day(row[1], clock.now())
+    counts = counts_for_day(hunt_id, day)
+    counts.setdefault(ALL_CHANNELS, 0)
+    return day, counts
+
+
+def today_count(hunt_id: int) -> int:
+    """How many contacts the hunt made today, in its account's time zone."""
+    return today(hunt_id)[1][ALL_CHANNELS]

@@ -77,7 +77,12 @@ def bench_environment(prefix: str = "bench") -> Iterator[dict[str, str]]:
 
 @contextmanager
 def worker(env: dict[str, str], module: str = "worker.actors") -> Iterator[subprocess.Popen[bytes]]:
-    """`dramatiq` as the Procfile runs it, with the benchmark's worker settings."""
+    """`dramatiq` as the Procfile runs it, with the benchmark's worker settings.
+
+    When it has stopped, :func:`last_worker_cpu_seconds` gives the CPU its processes used.
+    """
+    global _last_worker_cpu_seconds
+    cpu_before = _children_cpu_seconds()
     command = [
         "dramatiq",
         module,
@@ -104,6 +109,29 @@ def worker(env: dict[str, str], module: str = "worker.actors") -> Iterator[subpr
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
+        # The dramatiq parent waits for its worker processes, so their CPU is counted too.
+        _last_worker_cpu_seconds = _children_cpu_seconds() - cpu_before
+
+
+_last_worker_cpu_seconds = 0.0
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def last_worker_cpu_seconds() -> float:
+    """User and system CPU of the last worker run (all its processes), in seconds.
+
+    Unlike a rate, this hardly moves with the other work on a shared machine: it says what a
+    message costs the worker, where a rate also says how much CPU was left for it.
+    """
+    return _last_worker_cpu_seconds
+
+
+def cpu_ms_per_message(messages: int) -> float:
+    return round(last_worker_cpu_seconds() / messages * 1000, 3)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> float:
@@ -120,16 +148,18 @@ def bare_actor_rate(env: dict[str, str], messages: int) -> dict[str, float]:
     """Messages per second of a do-nothing actor through the same broker and worker settings.
 
     Timed like the real runs: from the first enqueue to the last ack, worker start included.
+    Enqueued as the real work is, in pipelined chunks (`worker.enqueue.enqueue_many`), so the
+    floor measures the worker, not a producer sending one message per round trip.
     """
     import dramatiq
 
     import bench.noop as noop
+    from worker.enqueue import enqueue_many
 
     broker = dramatiq.get_broker()
     start = time.perf_counter()
     with worker(env, "bench.noop"):
-        for i in range(messages):
-            noop.noop.send(i)
+        enqueue_many(noop.noop.message(i) for i in range(messages))
         enqueued = time.perf_counter() - start
         broker.join("bench_noop", timeout=600_000)
         elapsed = time.perf_counter() - start
@@ -138,12 +168,51 @@ def bare_actor_rate(env: dict[str, str], messages: int) -> dict[str, float]:
         "seconds": round(elapsed, 3),
         "enqueue_seconds": round(enqueued, 3),
         "messages_per_second": round(messages / elapsed, 1),
+        "worker_cpu_ms_per_message": cpu_ms_per_message(messages),
     }
 
 
+def bare_actor_around(
+    env: dict[str, str], messages: int, measure: Callable[[], dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The bare actor measured just before and just after `measure()`, which it returns too.
+
+    Other work on a shared machine comes and goes within a run; the floor is the mean of the
+    two, so a ratio is not skewed by the load changing between the floor and the real run.
+    """
+    before = bare_actor_rate(env, messages)
+    result = measure()
+    after = bare_actor_rate(env, messages)
+    floor = {
+        "before": before,
+        "after": after,
+        "messages_per_second": round(
+            (before["messages_per_second"] + after["messages_per_second"]) / 2, 1
+        ),
+    }
+    return floor, result
+
+
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports KiB)."""
+    """This process's own peak resident memory so far, in MB.
+
+    Read from VmHWM, which belongs to the process's address space: a fresh interpreter started
+    by `run_isolated` reports its own peak. (getrusage's ru_maxrss survives exec on Linux, so a
+    child would report the parent's peak whenever the parent was bigger.)
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_average() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages: the figures depend on them."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def run_isolated(code: str, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -160,4 +229,5 @@ def run_isolated(code: str, env: dict[str, str] | None = None) -> dict[str, Any]
 
 
 def report(figures: dict[str, Any]) -> None:
+    figures.setdefault("load_average_at_end", load_average())
     print(json.dumps(figures, indent=2, sort_keys=True))

@@ -5,7 +5,8 @@
 Prints one JSON object:
 - `run`: seconds from the start of the sweep (worker start included, as for the bare actor) to
   the run finished and the last goodbye recorded as sent on the `log` channel; users per second;
-- `bare_actor`: the do-nothing actor through the same broker and worker settings, same run;
+- `bare_actor`: the do-nothing actor through the same broker and worker settings, same run,
+  just before and just after the run (the ratio uses the mean of the two);
 - `throughput_ratio`: users per second / bare messages per second (target >= 0.35);
 - `sweep_memory`: the sweep's peak memory for each size, each in a fresh interpreter
   (target: within 20 MB of each other).
@@ -24,7 +25,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench import common
-from bench.common import bare_actor_rate, bench_environment, report, run_isolated, wait_for
+from bench.common import (
+    bare_actor_around,
+    bench_environment,
+    load_average,
+    report,
+    run_isolated,
+    wait_for,
+)
 
 # Goodbyes go to the dry-run channel: the bench measures this system, not WhatsApp.
 os.environ["OUTREACH_ENGAGEMENT_CHANNEL"] = "log"
@@ -142,6 +150,7 @@ def measure_run(env: dict[str, str], n: int) -> dict[str, Any]:
         "seconds": round(elapsed, 3),
         "sweep_seconds": round(sweep_seconds, 3),
         "users_per_second": round(n / elapsed, 1),
+        "worker_cpu_ms_per_user": common.cpu_ms_per_message(n),
         "enqueued": result["enqueued"],
         "succeeded": result["succeeded"],
         "failed": result["failed"],
@@ -208,10 +217,11 @@ def main() -> None:
     parser.add_argument("--memory", default="10000,100000", help="sizes for the memory check")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory check")
     args = parser.parse_args()
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"load_average_at_start": load_average()}
     with bench_environment("engagement") as env:
-        figures["run"] = measure_run(env, args.users)
-        figures["bare_actor"] = bare_actor_rate(env, args.users)
+        figures["bare_actor"], figures["run"] = bare_actor_around(
+            env, args.users, lambda: measure_run(env, args.users)
+        )
     figures["throughput_ratio"] = round(
         figures["run"]["users_per_second"] / figures["bare_actor"]["messages_per_second"], 3
     )

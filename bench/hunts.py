@@ -23,6 +23,8 @@ from typing import Any
 from bench.common import (
     bare_actor_rate,
     bench_environment,
+    cpu_ms_per_message,
+    load_average,
     report,
     run_isolated,
     wait_for,
@@ -245,6 +247,7 @@ def daily_run(env: dict[str, str]) -> dict[str, Any]:
         "dramatiq_messages": messages,
         "messages_per_second": round(messages / elapsed, 1),
         "contacts_per_second": round(sent / elapsed, 1),
+        "worker_cpu_ms_per_message": cpu_ms_per_message(messages),
     }
 
 
@@ -265,7 +268,11 @@ print(json.dumps({{"ads": report.written, "invalid": report.invalid,
 
 
 def main(ad_count: int, hunt_count: int) -> None:
-    figures: dict[str, Any] = {"ads": ad_count, "hunts": hunt_count}
+    figures: dict[str, Any] = {
+        "ads": ad_count,
+        "hunts": hunt_count,
+        "load_average_at_start": load_average(),
+    }
     with bench_environment("hunts") as env, tempfile.TemporaryDirectory() as scratch:
         from storage import clock
         from storage.clock import FrozenClock

@@ -1,7 +1,7 @@
 """Structured JSON logs for every line the process writes, dramatiq's own included.
 
-Read the pipeline top to bottom: context bound per message, level and time, then masking of
-personal data last, so nothing reaches the output unmasked.
+Read the pipeline top to bottom: lines below the level dropped first, context bound per message,
+level and time, then masking of personal data last, so nothing reaches the output unmasked.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def configure_logging(level: str = "INFO", stream: object = None) -> None:
     if not _configured:
         structlog.configure(
             processors=[
+                # A line below the level is dropped before anything (masking above all) runs.
+                structlog.stdlib.filter_by_level,
                 *_shared_processors(),
                 structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
             ],

@@ -12,10 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from peewee import DoesNotExist
+
 from storage import clock
 from storage.db import database
 from storage.errors import InvalidInput
 from storage.models.outbox import FINAL_STATUSES, QUEUED, OutboxMessage
+from worker import outbox_sql
 from worker.channels import Media, validate_channel
 from worker.logging import get_logger
 
@@ -40,6 +43,10 @@ def on_outcome(source: str) -> Callable[[OutcomeHandler], OutcomeHandler]:
         return fn
 
     return register
+
+
+def has_outcome_handlers(source: str) -> bool:
+    return bool(_outcome_handlers.get(source))
 
 
 def notify_outcome(message: OutboxMessage) -> None:
@@ -78,33 +85,28 @@ def queue_message(
     Works inside the caller's transaction, so a claim commits or rolls back with it.
     """
     _validate(idempotency_key, channel, recipient, body)
-    now = clock.now()
-    with database.atomic():
-        claimed = (
-            OutboxMessage.insert(
-                idempotency_key=idempotency_key,
-                channel=channel,
-                recipient=recipient.strip(),
-                body=body,
-                media_url=media.url if media else None,
-                media_mime=media.mime_type if media else None,
-                source=source,
-                status=QUEUED,
-                created_at=now,
-                enqueued_at=now,
-            )
-            .on_conflict_ignore()
-            .as_rowcount()  # SQLite returns the previous insert's id for an ignored row
-            .execute()
-        )
-        row = OutboxMessage.get(OutboxMessage.idempotency_key == idempotency_key)
-        if claimed:
-            database.after_commit(lambda: enqueue_delivery(row.id))
-        else:
-            log.info(
-                "outbox.key_already_claimed", idempotency_key=idempotency_key, outbox_id=row.id
-            )
-    return row
+    # One statement claims the key and reads the new row back: atomic without a transaction
+    # (or savepoint) of its own, and part of the caller's transaction when there is one.
+    row = outbox_sql.insert_queued(
+        idempotency_key,
+        channel,
+        recipient.strip(),
+        body,
+        media.url if media else None,
+        media.mime_type if media else None,
+        source,
+        clock.now(),
+    )
+    if row is not None:
+        # Outside a transaction the row is committed already, and this enqueues at once.
+        database.after_commit(lambda: enqueue_delivery(row.id))
+        return row
+    existing = outbox_sql.get_by_key(idempotency_key)
+    if existing is None:
+        # The holder was deleted between the two statements: the caller's retry claims the key.
+        raise DoesNotExist(f"outbox key {idempotency_key!r} was released meanwhile")
+    log.info("outbox.key_already_claimed", idempotency_key=idempotency_key, outbox_id=existing.id)
+    return existing
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,229 @@
+"""The outbox's per-message statements, written as SQL text, behave as the model would.
+
+They run on both backends (the `db` fixture), so each scenario here runs on SQLite and on
+PostgreSQL with the same expectations.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import peewee
+import pytest
+
+from storage import db as storage_db
+from storage.db import database
+from storage.models import OutboxMessage
+from worker import delivery, outbox_sql
+from worker.channels import Media, Outbound
+from worker.delivery import Outcome, deliver
+from worker.outbox import queue_message
+
+
+class CountingChannel:
+    name = "log"
+    deduplicates = False
+
+    def __init__(self) -> None:
+        self.sent: list[Outbound] = []
+
+    def send(self, message: Outbound) -> str:
+        self.sent.append(message)
+        return f"provider-{len(self.sent)}"
+
+
+@pytest.fixture
+def channel(monkeypatch: pytest.MonkeyPatch) -> CountingChannel:
+    counting = CountingChannel()
+    monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: counting)
+    return counting
+
+
+FIELDS = [f.name for f in OutboxMessage._meta.sorted_fields]
+
+
+def as_read_by_the_model(outbox_id: int) -> dict[str, object]:
+    row = OutboxMessage.get_by_id(outbox_id)
+    return {name: getattr(row, name) for name in FIELDS}
+
+
+def as_returned(row: OutboxMessage) -> dict[str, object]:
+    return {name: getattr(row, name) for name in FIELDS}
+
+
+def test_a_queued_row_is_written_and_returned_as_the_model_reads_it(db, clock):
+    # When a message with media is queued
+    row = queue_message(
+        "k-shape",
+        "whatsapp",
+        "  +33612345678  ",
+        "Bonjour, voici l'annonce",
+        media=Media("https://example.com/a.jpg", "image/jpeg"),
+        source="hunt",
+    )
+    # Then what came back from the insert is exactly the stored row
+    assert as_returned(row) == as_read_by_the_model(row.id)
+    # And it holds what was asked, with the defaults of a new claim
+    assert row.recipient == "+33612345678"
+    assert (row.media_url, row.media_mime) == ("https://example.com/a.jpg", "image/jpeg")
+    assert (row.status, row.attempts, row.source) == ("queued", 0, "hunt")
+    assert row.created_at == row.enqueued_at == clock.now()
+    assert row.claimed_at is None and row.finished_at is None
+
+
+def test_the_claim_takes_a_queued_row_once_and_reads_it_back(db, clock):
+    row = queue_message("k-claim", "log", "+33612345678", "hello")
+    # When two claims are made for the same row
+    first = outbox_sql.claim_queued(row.id, clock.now(), ["log"])
+    second = outbox_sql.claim_queued(row.id, clock.now(), ["log"])
+    # Then the first one has it, as stored, and the second gets nothing
+    assert first is not None and second is None
+    assert as_returned(first) == as_read_by_the_model(row.id)
+    assert (first.status, first.attempts, first.claimed_at) == ("sending", 1, clock.now())
+
+
+def test_the_claim_leaves_a_row_on_a_channel_that_cannot_send(db, clock):
+    row = queue_message("k-email", "email", "jane.doe@example.com", "hello")
+    # When the claim is made for the working channels only, and email is not one of them
+    assert outbox_sql.claim_queued(row.id, clock.now(), ["log", "webhook"]) is None
+    assert outbox_sql.claim_queued(row.id, clock.now(), []) is None
+    # Then the row is untouched
+    assert (OutboxMessage.get_by_id(row.id).status, OutboxMessage.get_by_id(row.id).attempts) == (
+        "queued",
+        0,
+    )
+
+
+def test_the_outcome_is_recorded_only_for_the_claim_that_holds_the_row(db, clock):
+    row = queue_message("k-finish", "log", "+33612345678", "hello")
+    claim = outbox_sql.claim_queued(row.id, clock.now(), ["log"])
+    assert claim is not None
+    values = {"status": "sent", "finished_at": clock.now(), "provider_message_id": "p-1"}
+    # A stale claim (an earlier attempt) changes nothing
+    assert outbox_sql.finish_claimed(row.id, claim.attempts - 1, values, returning=True) == (
+        False,
+        None,
+    )
+    # The current claim records the outcome and reads the final row back
+    done, final = outbox_sql.finish_claimed(row.id, claim.attempts, values, returning=True)
+    assert done and final is not None
+    assert as_returned(final) == as_read_by_the_model(row.id)
+    assert (final.status, final.provider_message_id) == ("sent", "p-1")
+    # And a second report of the same outcome finds the row no longer sending
+    assert outbox_sql.finish_claimed(row.id, claim.attempts, values, returning=False) == (
+        False,
+        None,
+    )
+
+
+def test_concurrent_deliveries_of_many_rows_send_each_row_once(db, clock, channel):
+    # Given rows, each delivered by four threads at once
+    rows = [queue_message(f"k-many-{n}", "log", "+33612345678", "hello") for n in range(10)]
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        with database.connection_context():
+            barrier.wait()
+            for row in rows:
+                outcome = deliver(row.id)
+                with lock:
+                    outcomes.append(outcome)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then each row was sent exactly once and recorded sent
+    assert sorted(m.idempotency_key for m in channel.sent) == sorted(
+        r.idempotency_key for r in rows
+    )
+    assert outcomes.count(Outcome.SENT) == len(rows)
+    assert {OutboxMessage.get_by_id(r.id).status for r in rows} == {"sent"}
+
+
+def test_a_row_queued_again_by_a_transient_error_is_claimed_by_the_next_attempt(db, clock, channel):
+    # Given a row whose first send failed for a while and went back to queued
+    row = queue_message("k-again", "log", "+33612345678", "hello")
+    claim = outbox_sql.claim_queued(row.id, clock.now(), ["log"])
+    assert claim is not None
+    OutboxMessage.update(status="queued").where(OutboxMessage.id == row.id).execute()
+    clock.advance(timedelta(seconds=30))
+    # When the retry delivers it
+    assert deliver(row.id) is Outcome.SENT
+    # Then it is the second attempt, and it was sent once
+    after = OutboxMessage.get_by_id(row.id)
+    assert (after.status, after.attempts) == ("sent", 2)
+    assert len(channel.sent) == 1
+
+
+# --- the PostgreSQL pool's check-out ------------------------------------------------------------
+
+
+def _terminate(pid: int) -> None:
+    """Cut one server connection from another, as a server restart or a proxy would."""
+    killer = peewee.PostgresqlDatabase(None)
+    killer.init(database.obj.database, **database.obj.connect_params)
+    with killer.connection_context():
+        killer.execute_sql("SELECT pg_terminate_backend(%s, 5000)", (pid,))  # waits for it
+
+
+def _backend_pid() -> int:
+    return int(database.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
+
+
+def _as_a_message(work: Callable[[], object]) -> object:
+    """Run `work` the way a worker thread runs a message: borrow a connection, give it back.
+
+    In a thread of its own, so the test's own connection is left alone.
+    """
+    result: list[object] = []
+
+    def run() -> None:
+        database.connect()
+        try:
+            result.append(work())
+        except Exception as exc:
+            result.append(exc)
+        finally:
+            database.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+def test_a_pooled_connection_in_use_moments_ago_is_handed_out_again(pg_db):
+    # Given a message that used a connection and gave it back
+    pid = _as_a_message(_backend_pid)
+    # When the next message borrows one at once
+    # Then it is the same server connection
+    assert _as_a_message(_backend_pid) == pid
+
+
+def test_a_dropped_connection_idle_for_a_while_is_replaced_at_check_out(pg_db, monkeypatch):
+    # Given a pooled connection that the server dropped while it sat idle past the window
+    monkeypatch.setattr(storage_db, "POOL_PING_AFTER_IDLE_SECONDS", 0.0)
+    pid = _as_a_message(_backend_pid)
+    assert isinstance(pid, int)
+    _terminate(pid)
+    # When the next message borrows it, the check-out sees it is gone and gives a working one
+    again = _as_a_message(_backend_pid)
+    assert isinstance(again, int) and again != pid
+
+
+def test_a_dropped_connection_handed_out_fails_once_and_is_not_reused(pg_db):
+    # Given a connection dropped by the server right after a message gave it back
+    pid = _as_a_message(_backend_pid)
+    assert isinstance(pid, int)
+    _terminate(pid)
+    # When the next message borrows it at once (no ping), its first statement fails
+    assert isinstance(_as_a_message(_backend_pid), peewee.OperationalError)
+    # Then it was not given back to the pool: the message after that gets a working connection
+    again = _as_a_message(_backend_pid)
+    assert isinstance(again, int) and again != pid

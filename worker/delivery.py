@@ -15,15 +15,20 @@ from storage.db import write_transaction
 from storage.errors import ConfigurationError, NotFound
 from storage.models.outbox import FAILED, QUEUED, SENDING, SENT, UNKNOWN, OutboxMessage
 from storage.settings import Settings, get_settings
+from worker import outbox_sql
 from worker.channels import (
+    CHANNEL_NAMES,
+    Channel,
     Media,
     Outbound,
     PermanentSendError,
+    SendError,
     TransientSendError,
+    UncertainSendError,
     get_channel,
 )
 from worker.logging import get_logger
-from worker.outbox import notify_outcome
+from worker.outbox import has_outcome_handlers, notify_outcome
 
 log = get_logger("outreach.delivery")
 
@@ -59,6 +64,23 @@ def _finish(outbox_id: int, status: str, *, attempt: int | None, **values: objec
     return True
 
 
+def _finish_claim(row: OutboxMessage, status: str, **values: object) -> bool:
+    """:func:`_finish` for this worker's own claim, on the path every message takes.
+
+    One statement when nobody listens to the row's outcome; with outcome handlers, the
+    statement and the handlers share one transaction.
+    """
+    changes = {"status": status, "finished_at": clock.now(), **values}
+    if not has_outcome_handlers(row.source):
+        done, _ = outbox_sql.finish_claimed(row.id, row.attempts, changes, returning=False)
+        return done
+    with write_transaction():
+        done, finished = outbox_sql.finish_claimed(row.id, row.attempts, changes, returning=True)
+        if finished is not None:
+            notify_outcome(finished)
+    return done
+
+
 def _claim(outbox_id: int, from_status: str, stale_before: datetime | None = None) -> int | None:
     """Atomically take the row for sending; returns this claim's attempt number (the token
     that later updates are conditional on), or None when another worker got it first."""
@@ -75,9 +97,41 @@ def _claim(outbox_id: int, from_status: str, stale_before: datetime | None = Non
     return attempt
 
 
+# The last answer of _working_channels, for the settings object (and channel lookup) it was for.
+_working: tuple[Settings, object, list[str]] | None = None
+
+
+def _working_channels(settings: Settings) -> list[str]:
+    """The channels a send can go out on: those whose settings are complete and valid.
+
+    Settings are read once per process, so this is worked out once, not per message.
+    """
+    global _working
+    if _working is not None and _working[0] is settings and _working[1] is get_channel:
+        return _working[2]
+    working = []
+    for name in CHANNEL_NAMES:
+        try:
+            get_channel(name, settings)
+        except ConfigurationError:
+            continue
+        working.append(name)
+    _working = (settings, get_channel, working)
+    return working
+
+
 def deliver(outbox_id: int) -> Outcome:
     """Send one outbox row at most once; raise TransientSendError to be retried."""
     settings = get_settings()
+    # The usual case in one statement: a queued row on a working channel, claimed and read.
+    row = outbox_sql.claim_queued(outbox_id, clock.now(), _working_channels(settings))
+    if row is None:
+        # A duplicate, a send that died, or a channel that cannot work: read the row and see.
+        return _deliver_unclaimed(outbox_id, settings)
+    return _send(row, get_channel(row.channel, settings))
+
+
+def _deliver_unclaimed(outbox_id: int, settings: Settings) -> Outcome:
     row = OutboxMessage.get_or_none(OutboxMessage.id == outbox_id)
     if row is None:
         raise NotFound(f"outbox message {outbox_id} does not exist")
@@ -106,36 +160,54 @@ def deliver(outbox_id: int) -> Outcome:
     if attempt is None:
         log.info("delivery.claimed_elsewhere", outbox_id=outbox_id)
         return Outcome.IN_FLIGHT
+    row.status, row.attempts = SENDING, attempt
+    return _send(row, channel)
 
+
+def _send(row: OutboxMessage, channel: Channel) -> Outcome:
+    """Send a row this worker has claimed (`sending`, with `row.attempts` as its token)."""
     media = Media(row.media_url, row.media_mime or "") if row.media_url else None
     outbound = Outbound(row.idempotency_key, row.recipient, row.body, media)
     try:
         provider_id = channel.send(outbound)
     except PermanentSendError as exc:
-        _finish(outbox_id, FAILED, attempt=attempt, last_error=str(exc))
-        log.warning("delivery.failed", outbox_id=outbox_id, channel=row.channel, error=str(exc))
+        _finish_claim(row, FAILED, last_error=str(exc))
+        log.warning("delivery.failed", outbox_id=row.id, channel=row.channel, error=str(exc))
         return Outcome.FAILED
+    except UncertainSendError as exc:
+        if not channel.deduplicates:
+            # It may have arrived: sending again could be a second message. An operator decides.
+            return _mark_unknown(row, f"no answer after the message went out: {exc}")
+        _back_to_queued(row, exc)
+        raise TransientSendError(str(exc)) from exc
     except TransientSendError as exc:
-        # Back to `queued` so the retry (or the relay) can claim it again.
-        with write_transaction():
-            OutboxMessage.update(status=QUEUED, last_error=str(exc), enqueued_at=clock.now()).where(
-                (OutboxMessage.id == outbox_id)
-                & (OutboxMessage.status == SENDING)
-                & (OutboxMessage.attempts == attempt)
-            ).execute()
-        log.warning("delivery.retry", outbox_id=outbox_id, channel=row.channel, error=str(exc))
+        _back_to_queued(row, exc)
         raise
-    _finish(outbox_id, SENT, attempt=attempt, provider_message_id=provider_id)
-    log.info("delivery.sent", outbox_id=outbox_id, channel=row.channel)
+    _finish_claim(row, SENT, provider_message_id=provider_id)
+    log.info("delivery.sent", outbox_id=row.id, channel=row.channel)
     return Outcome.SENT
+
+
+def _back_to_queued(row: OutboxMessage, exc: SendError) -> None:
+    """Back to `queued` so the retry (or the relay) can claim it again."""
+    with write_transaction():
+        OutboxMessage.update(status=QUEUED, last_error=str(exc), enqueued_at=clock.now()).where(
+            (OutboxMessage.id == row.id)
+            & (OutboxMessage.status == SENDING)
+            & (OutboxMessage.attempts == row.attempts)
+        ).execute()
+    log.warning("delivery.retry", outbox_id=row.id, channel=row.channel, error=str(exc))
 
 
 def _stale_after(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.sending_stale_seconds)
 
 
-def _mark_unknown(row: OutboxMessage) -> Outcome:
-    reason = "the send started but its outcome was never recorded (the worker died mid-send)"
+# Why a row found in `sending` by a later attempt is `unknown`.
+DIED_MID_SEND = "the send started but its outcome was never recorded (the worker died mid-send)"
+
+
+def _mark_unknown(row: OutboxMessage, reason: str = DIED_MID_SEND) -> Outcome:
     if _finish(row.id, UNKNOWN, attempt=row.attempts, last_error=reason):
         log.error("delivery.unknown", outbox_id=row.id, channel=row.channel)
         return Outcome.UNKNOWN

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -59,6 +60,8 @@ class SmtpRecorder:
     deferred: set[str] = field(default_factory=set)
     # Answer 451 to the message data itself (a full mailbox, a busy server).
     defer_data: bool = False
+    # Keep the message, then hold the answer this many seconds (past the channel's timeout).
+    answer_late_seconds: float = 0.0
 
     @property
     def url(self) -> str:
@@ -82,6 +85,8 @@ class SmtpRecorder:
             return "451 4.3.0 temporary failure, try again later"
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.messages.append(message_from_bytes(envelope.original_content))
+        if self.answer_late_seconds:
+            await asyncio.sleep(self.answer_late_seconds)
         return "250 Message accepted for delivery"
 
 

@@ -12,6 +12,7 @@ from worker.channels import (
     Outbound,
     PermanentSendError,
     TransientSendError,
+    UncertainSendError,
     build_channel,
 )
 
@@ -75,6 +76,16 @@ def test_451_to_the_message_data_is_a_transient_error(channel_env, smtp_server):
     with pytest.raises(TransientSendError, match="451"):
         email_channel().send(Outbound("k-451-data", "jane.doe@example.com", "hi"))
     assert smtp_server.messages == []
+
+
+def test_a_message_taken_but_never_answered_is_an_uncertain_send(channel_env, smtp_server):
+    # Given a server that keeps the message but answers after the channel gave up
+    channel_env.setenv("OUTREACH_CHANNEL_TIMEOUT", "0.5")
+    smtp_server.answer_late_seconds = 2.0
+    # Then the channel cannot tell whether it was delivered: not a "try again"
+    with pytest.raises(UncertainSendError, match="did not answer"):
+        email_channel().send(Outbound("k-late", "jane.doe@example.com", "hi"))
+    assert len(smtp_server.messages) == 1
 
 
 def test_a_server_that_is_down_is_a_transient_error(env):

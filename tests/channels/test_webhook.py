@@ -7,7 +7,15 @@ import pytest
 from storage.errors import ConfigurationError
 from storage.models import OutboxMessage
 from storage.settings import get_settings
-from worker.channels import Media, Outbound, PermanentSendError, TransientSendError, build_channel
+from tests.channels.conftest import free_port
+from worker.channels import (
+    Media,
+    Outbound,
+    PermanentSendError,
+    TransientSendError,
+    UncertainSendError,
+    build_channel,
+)
 from worker.outbox import queue_message
 
 KEY = "campaign-7:contact-42"
@@ -42,11 +50,18 @@ def test_an_answer_without_an_id_gives_the_key_as_provider_id(channel_env, webho
     assert webhook().send(Outbound(KEY, "+33612345678", "Hello")) == KEY
 
 
-def test_a_slow_receiver_times_out_as_a_transient_error(
-    channel_env, short_timeout, webhook_receiver
-):
+def test_a_slow_receiver_is_an_uncertain_send(channel_env, short_timeout, webhook_receiver):
+    # The request went out and no answer came: the channel cannot tell whether it arrived
+    # (the delivery retries anyway, since this receiver drops a second copy by key).
     webhook_receiver.expect_request("/hook").respond_with_handler(webhook_receiver.slow())
-    with pytest.raises(TransientSendError, match="timed out"):
+    with pytest.raises(UncertainSendError, match="no answer came"):
+        webhook().send(Outbound(KEY, "+33612345678", "Hello"))
+
+
+def test_a_receiver_that_is_down_is_a_transient_error(channel_env, webhook_receiver):
+    # Nothing listens on the port: nothing can have been sent, so trying again is safe
+    channel_env.setenv("WEBHOOK_URL", f"http://127.0.0.1:{free_port()}/hook")
+    with pytest.raises(TransientSendError, match="unreachable"):
         webhook().send(Outbound(KEY, "+33612345678", "Hello"))
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import pytest
 
 from storage.errors import ConfigurationError
+from storage.models import OutboxMessage
 from storage.settings import get_settings
+from tests.processes import wait_until
 from worker.channels import (
     Media,
     Outbound,
     PermanentSendError,
     TransientSendError,
+    UncertainSendError,
     build_channel,
 )
+from worker.outbox import queue_message
 
 PHONE = "+33 6 12 34 56 78"
 CHAT_ID = "33612345678@c.us"
@@ -129,11 +133,31 @@ def test_http_statuses_sort_into_transient_and_permanent(channel_env, waha, stat
         whatsapp().send(Outbound("k-status", PHONE, "hi"))
 
 
-def test_a_slow_answer_times_out_as_a_transient_error(channel_env, short_timeout, waha):
+def test_a_slow_answer_is_an_uncertain_send(channel_env, short_timeout, waha):
     # Given WAHA answering long after the channel's timeout (OUTREACH_CHANNEL_TIMEOUT, 0.5 s)
     waha.expect_request("/api/sendText").respond_with_handler(waha.slow(200, WAHA_SENT))
-    with pytest.raises(TransientSendError, match="timed out"):
+    # Then the channel says it cannot know whether the text went out
+    with pytest.raises(UncertainSendError, match="no answer came"):
         whatsapp().send(Outbound("k-slow", PHONE, "hi"))
+
+
+def test_a_slow_answer_leaves_the_message_unknown_and_never_resends_it(
+    db, clock, channel_env, short_timeout, fast_retries, waha, stub_broker, stub_worker
+):
+    # Given WAHA that takes the text but answers too late
+    waha.expect_request("/api/sendText").respond_with_handler(waha.slow(200, WAHA_SENT))
+    # When the delivery actor sends it, retries allowed
+    row = queue_message("k-slow-actor", "whatsapp", PHONE, "hi")
+    stub_broker.join("delivery", fail_fast=False)
+    # Then the row waits for an operator as `unknown`, after exactly one request
+    row = OutboxMessage.get_by_id(row.id)
+    assert row.status == "unknown"
+    assert "no answer after the message went out" in row.last_error
+    # (the server logs a request once its slow answer is released)
+    waha.released.set()
+    wait_until(lambda: len(waha.requests()) >= 1, timeout=10, what="the slow request to end")
+    assert len(waha.requests()) == 1
+    assert row.attempts == 1
 
 
 @pytest.mark.parametrize(

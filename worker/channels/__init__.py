@@ -13,6 +13,7 @@ from worker.channels.base import (
     PermanentSendError,
     SendError,
     TransientSendError,
+    UncertainSendError,
 )
 from worker.channels.email import EmailChannel
 from worker.channels.log import LogChannel
@@ -64,6 +65,7 @@ __all__ = [
     "PermanentSendError",
     "SendError",
     "TransientSendError",
+    "UncertainSendError",
     "build_channel",
     "get_channel",
     "validate_channel",

@@ -27,6 +27,12 @@ class PermanentSendError(SendError):
     """Will never work as it is: a refused recipient, a 4xx, a feature the server lacks."""
 
 
+class UncertainSendError(SendError):
+    """The message may have reached the far end, but no answer came back (a read timeout, a
+    connection dropped after the request went out). Sending again is safe only on a channel
+    that deduplicates by key; elsewhere the outcome cannot be known."""
+
+
 @dataclass(frozen=True)
 class Media:
     url: str
@@ -89,13 +95,17 @@ def require_http_url(url: str | None, setting: str, channel: str) -> str:
 def post_json(
     client: httpx.Client, url: str, payload: dict[str, object], headers: dict[str, str], what: str
 ) -> httpx.Response:
-    """POST with the network failures sorted into transient ones."""
+    """POST with the network failures sorted: nothing sent (transient) or maybe sent (uncertain)."""
     try:
         response = client.post(url, json=payload, headers=headers)
-    except httpx.TimeoutException as exc:
-        raise TransientSendError(f"{what} timed out: {exc}") from exc
-    except httpx.TransportError as exc:
+    except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        raise TransientSendError(f"{what} timed out before the request went out: {exc}") from exc
+    except (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.ProxyError) as exc:
         raise TransientSendError(f"{what} unreachable: {exc}") from exc
+    except httpx.TimeoutException as exc:
+        raise UncertainSendError(f"{what} sent the request but no answer came: {exc}") from exc
+    except httpx.TransportError as exc:
+        raise UncertainSendError(f"{what} dropped the connection mid-request: {exc}") from exc
     raise_for_http_status(response, what)
     return response
 

@@ -6,10 +6,19 @@ import hashlib
 import smtplib
 from email.message import EmailMessage
 from email.utils import parseaddr
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlparse
 
 from storage.errors import ConfigurationError
-from worker.channels.base import Outbound, PermanentSendError, TransientSendError
+from worker.channels.base import (
+    Outbound,
+    PermanentSendError,
+    TransientSendError,
+    UncertainSendError,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 
 def message_id(idempotency_key: str, sender: str) -> str:
@@ -20,6 +29,24 @@ def message_id(idempotency_key: str, sender: str) -> str:
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     return f"<outreach.{digest}@{domain}>"
+
+
+class _TrackedSMTP(smtplib.SMTP):
+    """Remembers whether the message itself went out: a failure after that point is uncertain."""
+
+    data_started = False
+
+    def data(self, msg: Buffer | str) -> tuple[int, bytes]:
+        self.data_started = True
+        return super().data(msg)
+
+
+class _TrackedSMTPSSL(smtplib.SMTP_SSL):
+    data_started = False
+
+    def data(self, msg: Buffer | str) -> tuple[int, bytes]:
+        self.data_started = True
+        return super().data(msg)
 
 
 class EmailChannel:
@@ -61,7 +88,8 @@ class EmailChannel:
 
     def send(self, message: Outbound) -> str:
         email = self._compose(message)
-        smtp_class = smtplib.SMTP_SSL if self.ssl else smtplib.SMTP
+        smtp_class = _TrackedSMTPSSL if self.ssl else _TrackedSMTP
+        smtp: _TrackedSMTP | _TrackedSMTPSSL | None = None
         try:
             with smtp_class(self.host, self.port, timeout=self.timeout) as smtp:
                 if self.starttls:
@@ -81,5 +109,8 @@ class EmailChannel:
                 raise TransientSendError(detail) from exc
             raise PermanentSendError(detail) from exc
         except OSError as exc:  # refused, timed out or dropped (smtplib's errors are OSErrors)
+            if smtp is not None and smtp.data_started:
+                # The message may be on the server already: no answer is not a "no".
+                raise UncertainSendError(f"SMTP server did not answer the message: {exc}") from exc
             raise TransientSendError(f"SMTP server unreachable: {exc}") from exc
         return str(email["Message-ID"])

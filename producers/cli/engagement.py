@@ -1,14 +1,15 @@
-"""Commands about engagement: the daily run (cron entry point), its report, user activity."""
+"""Commands about engagement: the daily run (cron entry point), its report, users' answers."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
 
 import click
 
-from producers.cli.context import boot, print_json, print_table
+from producers.cli.context import COUNT, ID, boot, print_json, print_table
 
 # Exit status of `run-daily --wait` when users failed or the run did not finish in time.
 EXIT_RUN_FAILED = 1
@@ -43,6 +44,8 @@ def run_daily_command(wait: bool, timeout: float) -> None:
 
     With --wait, prints the JobResult as JSON and exits 0 only if no user failed.
     """
+    if not math.isfinite(timeout):  # FloatRange lets NaN and infinity through
+        raise click.BadParameter(f"{timeout} is not a number of seconds", param_hint="'--timeout'")
     boot()
     from producers.embedded import drain
     from producers.engagement import run_daily
@@ -73,7 +76,7 @@ def run_daily_command(wait: bool, timeout: float) -> None:
 
 
 @engagement.command("report")
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=ID)
 @click.option("--json", "as_json", is_flag=True, help="Print the JobResult as JSON.")
 def report(run_id: int, as_json: bool) -> None:
     """What a daily run did so far (from every worker's outcomes)."""
@@ -99,7 +102,7 @@ def report(run_id: int, as_json: bool) -> None:
 
 
 @engagement.command("activity")
-@click.argument("user_id", type=int)
+@click.argument("user_id", type=ID)
 def activity(user_id: int) -> None:
     """Record that a user was active: they are `active` again, whatever their state."""
     boot()
@@ -112,6 +115,34 @@ def activity(user_id: int) -> None:
         f"user {user_id}: {transition.from_state} -> {transition.to_state} "
         f"(last activity {transition.at.isoformat()})"
     )
+
+
+@engagement.command("answer")
+@click.argument("user_id", type=ID)
+@click.argument("answer", type=click.Choice(["come-back", "remind-later", "stop"]))
+@click.option(
+    "--remind-in-days",
+    type=COUNT,
+    default=None,
+    help="With remind-later: days until the reminder is due (default 7, at most 365).",
+)
+def answer_command(user_id: int, answer: str, remind_in_days: int | None) -> None:
+    """Record the user's answer to the goodbye: come-back, remind-later or stop."""
+    boot()
+    from storage.db import database
+    from storage.models.engagement import EngagementState
+    from worker.engagement.answers import answer_goodbye
+
+    with database.connection_context():
+        transition = answer_goodbye(user_id, answer, remind_in_days)
+        row = EngagementState.get(EngagementState.user == user_id)
+    if answer == "remind-later":
+        what = f"reminder due {row.remind_at.isoformat()}"
+    elif answer == "stop":
+        what = "opted out of re-engagement"
+    else:
+        what = f"last activity {row.last_activity_at.isoformat()}"
+    click.echo(f"user {user_id}: {transition.from_state} -> {transition.to_state} ({what})")
 
 
 def register(group: click.Group) -> None:

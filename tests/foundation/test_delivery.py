@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -11,8 +15,10 @@ from storage.db import database
 from storage.errors import NotFound
 from storage.models import OutboxMessage
 from worker import delivery
+from worker.actors.delivery import deliver_outbox_message, outbox_delivery_exhausted
 from worker.channels import Outbound, PermanentSendError, TransientSendError
 from worker.delivery import Outcome, deliver
+from worker.logging import configure_logging
 from worker.outbox import on_outcome, queue_message, relay
 
 
@@ -45,6 +51,22 @@ def channel(monkeypatch: pytest.MonkeyPatch) -> RecordingChannel:
     recording = RecordingChannel()
     monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: recording)
     return recording
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """Every JSON log line written during the test (INFO and up)."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    configure_logging("INFO", stream)
+    yield stream
+    root.handlers = saved_handlers
+    root.setLevel(saved_level)
+
+
+def log_lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
 
 
 def status_of(outbox_id: int) -> OutboxMessage:
@@ -189,6 +211,41 @@ def test_retries_exhausted_marks_the_row_failed(db, clock, channel):
     assert after.last_error == "retries exhausted: TransientSendError: HTTP 503"
     # A row already final is not overwritten
     assert not delivery.mark_exhausted(row.id, "again")
+
+
+def test_exhausted_retries_record_the_send_error_not_a_traceback_line(
+    db, clock, channel, stub_broker, stub_worker, monkeypatch, log_stream
+):
+    # Given a channel whose answer spans several lines, and a delivery allowed one retry
+    monkeypatch.setitem(deliver_outbox_message.options, "max_retries", 1)
+    monkeypatch.setitem(deliver_outbox_message.options, "min_backoff", 10)
+    monkeypatch.setitem(deliver_outbox_message.options, "max_backoff", 20)
+    reason = 'webhook answered HTTP 503:\n{"error": "maintenance"}'
+    channel.error = TransientSendError(reason, status_code=503)
+    row = queue_message("k-exhausted-multiline", "log", "+33612345678", "hello")
+    # When every attempt fails and the retries run out
+    stub_broker.join("delivery", fail_fast=False)
+    # Then the row and the log line carry the whole send error, not the traceback's last line
+    after = status_of(row.id)
+    assert after.status == "failed"
+    assert after.attempts == 2
+    assert after.last_error == f"retries exhausted: {reason}"
+    exhausted = [line for line in log_lines(log_stream) if line["event"] == "delivery.exhausted"]
+    assert [line["error"] for line in exhausted] == [reason]
+    assert len(stub_broker.dead_letters) == 1
+
+
+def test_exhausted_without_a_recorded_error_falls_back_to_the_traceback(db, clock, channel):
+    # Given a row that never recorded a send error (it failed before reaching the channel)
+    row = queue_message("k-exhausted-no-error", "log", "+33612345678", "hello")
+    message = {
+        "args": [row.id],
+        "options": {"traceback": "Traceback (most recent call last):\n  ...\nOSError: disk full\n"},
+    }
+    # When the exhausted hook runs
+    outbox_delivery_exhausted.fn(message, {})
+    # Then the traceback's last line is the reason
+    assert status_of(row.id).last_error == "retries exhausted: OSError: disk full"
 
 
 def test_relay_requeues_rows_left_queued_and_settles_rows_left_sending(

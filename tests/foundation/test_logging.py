@@ -33,6 +33,10 @@ def lines(stream: io.StringIO) -> list[dict]:
     [
         ("call +33 6 12 34 56 78 now", "12 34 56"),
         ("call 0612345678", "0612345678"),
+        ("call 0612345678.", "0612345678"),
+        ("br +5511987654321", "5511987654321"),
+        ("fr 06.12.34.56.78", "12.34.56"),
+        ("us 415.555.2671", "555.2671"),
         ("jid 33612345678@c.us", "33612345678"),
         ("mail jane.doe@example.com", "jane.doe"),
     ],
@@ -43,6 +47,33 @@ def test_mask_hides_phone_numbers_and_emails(text, hidden):
 
 def test_mask_leaves_ordinary_numbers_alone():
     assert mask("batch 12 of campaign 345, 2026-03-02") == "batch 12 of campaign 345, 2026-03-02"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "took 12.345678 s",
+        "at 48.8566137, 2.3522219",
+        "amount 12345678.90 or 12345678,90",
+        "ratio 0.12345678",
+        "pi 3.14159265358979",
+        "load 1.23456789e10",
+        "version 1.2.3456789",
+        "version 10.20.30.40",
+        "from 192.168.100.200",
+        "redis 192.168.100.200:6379",
+        "mask 255.255.255.0",
+        "on 2026.03.02 and 02.03.2026",
+        "sha 1234567890abcdef",
+    ],
+)
+def test_mask_leaves_decimals_versions_and_addresses_alone(text):
+    # Given a log text with long numbers that are not phones: nothing is hidden
+    assert mask(text) == text
+
+
+def test_a_phone_next_to_a_decimal_is_masked_and_the_decimal_kept():
+    assert mask("+33 6 12 34 56 78 took 12.345678 s") == "+***78 took 12.345678 s"
 
 
 def test_structlog_lines_are_json_and_masked(log_stream):

@@ -129,11 +129,13 @@ def test_many_workers_taking_slots_at_once_never_pass_the_limit(db, clock, make_
         )
 
 
+# PostgreSQL only: SQLite runs one writer at a time, so no other worker can create the counter
+# while this one is inside its write transaction (it would wait for the lock, then fail).
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
 def test_a_counter_created_by_another_worker_meanwhile_is_used_not_taken_for_the_limit(
     db, clock, make_hunt, monkeypatch
 ):
-    if not is_postgres():
-        pytest.skip("SQLite runs one writer at a time: no other worker can write meanwhile")
+    assert is_postgres()
     # Given the day's first slot attempt, which finds no counter...
     hunt = make_hunt(daily_pacing_limit=5)
     real_take = pacing._take

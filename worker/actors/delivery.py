@@ -7,6 +7,7 @@ from typing import Any
 import dramatiq
 
 from storage.errors import OutreachError
+from storage.models.outbox import OutboxMessage
 from worker import delivery
 
 # Transient failures (timeouts, 5xx, 429) are retried this many times...
@@ -37,6 +38,17 @@ def deliver_outbox_message(outbox_id: int) -> None:
 def outbox_delivery_exhausted(message: dict[str, Any], info: dict[str, Any]) -> None:
     """Retries ran out: record the row as failed (the message itself stays dead-lettered)."""
     outbox_id = int(message["args"][0])
-    traceback = message.get("options", {}).get("traceback") or ""
-    last_line = traceback.strip().splitlines()[-1] if traceback.strip() else "unknown error"
-    delivery.mark_exhausted(outbox_id, last_line)
+    delivery.mark_exhausted(outbox_id, exhausted_reason(outbox_id, message))
+
+
+def exhausted_reason(outbox_id: int, message: dict[str, Any]) -> str:
+    """Why the last attempt failed: the send error the delivery recorded on the row.
+
+    A traceback's last line is only the tail of a multi-line error (an SMTP or HTTP answer can
+    span lines); it is the fallback for a row that never recorded one.
+    """
+    row = OutboxMessage.get_or_none(OutboxMessage.id == outbox_id)
+    if row is not None and row.last_error:
+        return str(row.last_error)
+    traceback = (message.get("options", {}).get("traceback") or "").strip()
+    return traceback.splitlines()[-1] if traceback else "unknown error"

@@ -10,7 +10,19 @@ from tests.cli.conftest import assert_refused, outreach
 def test_help_lists_every_operator_command():
     result = outreach("--help")
     assert result.exit_code == 0
-    for command in ("scheduler", "status", "dlq", "outbox", "enqueue", "migrate", "settings"):
+    for command in (
+        "demo",
+        "scheduler",
+        "status",
+        "dlq",
+        "outbox",
+        "enqueue",
+        "migrate",
+        "settings",
+        "engagement",
+        "campaign",
+        "hunt",
+    ):
         assert f"  {command} " in result.stdout
     outbox = outreach("outbox", "--help")
     assert all(f"  {c} " in outbox.stdout for c in ("send", "review", "resolve"))

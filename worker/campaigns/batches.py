@@ -222,11 +222,14 @@ def _take_chunk(
     Locks in the order every campaign transaction uses: campaign row, then batch row.
     """
     now = clock.now()
+    # Inside COALESCE the field's conversion is skipped: hand it the stored form (naive UTC),
+    # or SQLite keeps a "+00:00" text that compares unlike every other timestamp.
+    stored_now = CampaignBatch.started_at.db_value(now)
     with write_transaction():
         if not lock_campaign(campaign.id, now, only_status=RUNNING):
             return None
         started = (
-            CampaignBatch.update(started_at=fn.COALESCE(CampaignBatch.started_at, now))
+            CampaignBatch.update(started_at=fn.COALESCE(CampaignBatch.started_at, stored_now))
             .where((CampaignBatch.id == batch.id) & CampaignBatch.finished_at.is_null())
             .execute()
         )
@@ -241,7 +244,7 @@ def _take_chunk(
         Campaign.update(
             current_batch_number=batch.number,
             next_batch_at=next_batch_time(batch.scheduled_at, now),
-            first_batch_sent_at=fn.COALESCE(Campaign.first_batch_sent_at, now),
+            first_batch_sent_at=fn.COALESCE(Campaign.first_batch_sent_at, stored_now),
         ).where(
             (Campaign.id == campaign.id) & (Campaign.current_batch_number < batch.number)
         ).execute()

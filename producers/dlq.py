@@ -17,6 +17,7 @@ from typing import Any, cast
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
+from dramatiq.errors import DecodeError
 
 from storage.errors import ConfigurationError, InvalidInput, NotFound
 from worker.logging import get_logger
@@ -29,6 +30,8 @@ ATTEMPT_OPTIONS = frozenset(
 )
 DEAD_SUFFIX = ".XQ"
 DELAY_SUFFIX = ".DQ"
+# The actor shown for a dead body that is not a Dramatiq message at all (junk pushed into a queue).
+UNREADABLE_ACTOR = "(unreadable)"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class DeadMessage:
     redis_id: str
     died_at: datetime
     message: dramatiq.Message
+    # False for a body that is not a Dramatiq message: listed, never requeued.
+    readable: bool = True
 
     @property
     def message_id(self) -> str:
@@ -44,8 +49,8 @@ class DeadMessage:
 
     @property
     def error(self) -> str | None:
-        """The last line of the traceback the message carries (that of the failure before the
-        last one: the body Redis keeps is the one last enqueued, by the last retry)."""
+        """The last line of the traceback the message carries: the failure that killed it (the
+        workers' broker writes it into the dead body; see worker.redis_broker)."""
         traceback = str(self.message.options.get("traceback") or "").strip()
         return traceback.splitlines()[-1] if traceback else None
 
@@ -110,8 +115,29 @@ def list_dead(broker: RedisBroker, queue: str | None = None) -> list[DeadMessage
             if body is None:
                 continue  # expired between the two reads
             died_at = datetime.fromtimestamp(score / 1000, UTC)
-            dead.append(DeadMessage(name, redis_id, died_at, dramatiq.Message.decode(body)))
+            try:
+                message = dramatiq.Message.decode(body)
+            except DecodeError as exc:
+                dead.append(
+                    DeadMessage(name, redis_id, died_at, _unreadable(name, redis_id, exc), False)
+                )
+                continue
+            dead.append(DeadMessage(name, redis_id, died_at, message))
     return dead
+
+
+def _unreadable(queue: str, redis_id: str, exc: DecodeError) -> dramatiq.Message:
+    """A stand-in for a body that does not decode: its Redis id, and why it cannot be read."""
+    why = f"{type(exc.error).__name__}: {exc.error}"[:200]
+    return dramatiq.Message(
+        queue_name=queue,
+        actor_name=UNREADABLE_ACTOR,
+        args=(),
+        kwargs={},
+        options={"traceback": f"not a Dramatiq message ({len(exc.data)} bytes): {why}"},
+        message_id=redis_id,
+        message_timestamp=0,
+    )
 
 
 def find_dead(broker: RedisBroker, message_id: str) -> DeadMessage:
@@ -140,7 +166,10 @@ def clean_copy(dead: DeadMessage) -> dramatiq.Message:
 
 
 def requeue(broker: RedisBroker, dead: DeadMessage) -> bool:
-    """Put one dead message back on its queue; False if someone else requeued it first."""
+    """Put one dead message back on its queue; False if someone else requeued it first, or
+    if it is not a Dramatiq message (it would only die again)."""
+    if not dead.readable:
+        return False
     key = f"{broker.namespace}:{dead.queue}{DEAD_SUFFIX}"
     if not broker.client.zrem(key, dead.redis_id):
         return False

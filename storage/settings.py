@@ -6,6 +6,7 @@ an in-process broker and the ``log`` channel.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -18,6 +19,8 @@ DEFAULT_DATABASE_URL = "sqlite:///outreach.sqlite3"
 DEFAULT_REDIS_NAMESPACE = "outreach"
 # Network calls to a channel give up after this many seconds.
 DEFAULT_CHANNEL_TIMEOUT = 10.0
+# The levels OUTREACH_LOG_LEVEL accepts (the standard library's names).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _env_bool(value: str) -> bool:
@@ -27,6 +30,14 @@ def _env_bool(value: str) -> bool:
     if lowered in {"0", "false", "no", "off", ""}:
         return False
     raise ValueError(f"expected a boolean, got {value!r}")
+
+
+def _env_number(value: str, kind: type[int] | type[float]) -> int | float:
+    # Every number setting is a count, a duration or a share: negative or NaN is a typo.
+    number = kind(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"expected a number >= 0, got {value!r}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,22 @@ class Settings:
     relay_after_seconds: int = field(default=900, metadata={"env": "OUTREACH_RELAY_AFTER"})
     # A row left in `sending` this long is taken as a send that died mid-way.
     sending_stale_seconds: int = field(default=120, metadata={"env": "OUTREACH_SENDING_STALE"})
+    # Redis broker: a worker silent this long is taken as dead, and the messages it had fetched
+    # are given back to the queue (Dramatiq's own default is 60 s).
+    broker_heartbeat_timeout: float = field(
+        default=60.0, metadata={"env": "OUTREACH_BROKER_HEARTBEAT_TIMEOUT"}
+    )
+    # Share of broker commands that also look for dead workers' messages (Dramatiq's 0.1%).
+    broker_maintenance_chance: float = field(
+        default=0.001, metadata={"env": "OUTREACH_BROKER_MAINTENANCE_CHANCE"}
+    )
+    # Seconds between retries of a failed message, for every actor (unset: each actor's own).
+    retry_min_backoff: float | None = field(
+        default=None, metadata={"env": "OUTREACH_RETRY_MIN_BACKOFF"}
+    )
+    retry_max_backoff: float | None = field(
+        default=None, metadata={"env": "OUTREACH_RETRY_MAX_BACKOFF"}
+    )
     # "file:/path" makes every process read the current time from that file (tests, demos).
     clock: str = field(default="system", metadata={"env": "OUTREACH_CLOCK"})
     log_level: str = field(default="INFO", metadata={"env": "OUTREACH_LOG_LEVEL"})
@@ -90,13 +117,18 @@ class Settings:
                 if kind.startswith("bool"):
                     values[f.name] = _env_bool(raw)
                 elif kind.startswith("int"):
-                    values[f.name] = int(raw)
+                    values[f.name] = _env_number(raw, int)
                 elif kind.startswith("float"):
-                    values[f.name] = float(raw)
+                    values[f.name] = _env_number(raw, float)
                 else:
                     values[f.name] = raw
             except ValueError as exc:
                 raise ConfigurationError(f"{name}: {exc}") from None
+        level = str(values.get("log_level", "INFO")).upper()
+        if level not in LOG_LEVELS:
+            raise ConfigurationError(
+                f"OUTREACH_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {level!r}"
+            )
         return cls(**values)  # type: ignore[arg-type]
 
     @staticmethod

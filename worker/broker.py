@@ -7,13 +7,15 @@ every producer get the same broker, middleware and logging.
 from __future__ import annotations
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.redis import MAINTENANCE_SCALE
 from dramatiq.brokers.stub import StubBroker
 
 from storage.db import init_database
+from storage.errors import ConfigurationError
 from storage.settings import Settings, get_settings
 from worker.logging import configure_logging
-from worker.middleware import DatabaseConnection, LogContext
+from worker.middleware import DatabaseConnection, LogContext, RetryBackoff
+from worker.redis_broker import DeadLetteringRedisBroker
 
 _configured: dramatiq.Broker | None = None
 
@@ -24,14 +26,38 @@ def add_project_middleware(broker: dramatiq.Broker) -> dramatiq.Broker:
     return broker
 
 
+def _milliseconds(seconds: float | None, name: str) -> int | None:
+    if seconds is None:
+        return None
+    if seconds <= 0:
+        raise ConfigurationError(f"{name}: must be more than 0 seconds")
+    return int(seconds * 1000)
+
+
 def build_broker(settings: Settings) -> dramatiq.Broker:
     broker: dramatiq.Broker
     if settings.redis_url:
-        broker = RedisBroker(url=settings.redis_url, namespace=settings.redis_namespace)
+        heartbeat = _milliseconds(
+            settings.broker_heartbeat_timeout, "OUTREACH_BROKER_HEARTBEAT_TIMEOUT"
+        )
+        chance = settings.broker_maintenance_chance
+        if not 0 <= chance <= 1:
+            raise ConfigurationError("OUTREACH_BROKER_MAINTENANCE_CHANCE: must be between 0 and 1")
+        broker = DeadLetteringRedisBroker(
+            url=settings.redis_url,
+            namespace=settings.redis_namespace,
+            heartbeat_timeout=heartbeat,
+            maintenance_chance=int(chance * MAINTENANCE_SCALE),
+        )
     else:
         broker = StubBroker()
         broker.emit_after("process_boot")
-    return add_project_middleware(broker)
+    add_project_middleware(broker)
+    min_backoff = _milliseconds(settings.retry_min_backoff, "OUTREACH_RETRY_MIN_BACKOFF")
+    max_backoff = _milliseconds(settings.retry_max_backoff, "OUTREACH_RETRY_MAX_BACKOFF")
+    if min_backoff is not None or max_backoff is not None:
+        broker.add_middleware(RetryBackoff(min_backoff, max_backoff))
+    return broker
 
 
 def setup(settings: Settings | None = None) -> dramatiq.Broker:

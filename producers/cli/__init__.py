@@ -12,19 +12,30 @@ import click
 import peewee
 import redis
 
+from producers.cli.context import check_text
 from storage.errors import OutreachError
 
 # Exit status for a refused request (bad input, unknown id, wrong state).
 EXIT_REFUSED = 2
 # Exit status when a service (database, Redis) cannot be reached.
 EXIT_UNAVAILABLE = 3
+# Where the root group keeps the raw command line for `invoke` to check.
+_RAW_ARGS = "outreach.raw_args"
 
 
 class OutreachGroup(click.Group):
     """Turns the project's errors into one line and an exit status."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Kept to be checked in `invoke`, where a refusal becomes one line like any other.
+        ctx.meta[_RAW_ARGS] = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            for position, arg in enumerate(ctx.meta.get(_RAW_ARGS, ()), 1):
+                # Bytes that are not UTF-8 arrive as lone surrogates, which no database stores.
+                check_text(arg, f"command-line argument {position}")
             return super().invoke(ctx)
         except OutreachError as exc:
             click.echo(f"error: {exc}", err=True)
@@ -43,6 +54,10 @@ class OutreachGroup(click.Group):
         except redis.exceptions.ConnectionError as exc:
             click.echo(f"error: Redis unavailable: {exc}", err=True)
             sys.exit(EXIT_UNAVAILABLE)
+        except OverflowError as exc:
+            # A number no column can hold (SQLite's driver raises rather than find nothing).
+            click.echo(f"error: a number is out of range: {exc}", err=True)
+            sys.exit(EXIT_REFUSED)
 
 
 @click.group(cls=OutreachGroup)
@@ -54,6 +69,7 @@ def main() -> None:
 from producers.cli import (  # noqa: E402
     campaigns,
     core,
+    demo,
     dlq,
     engagement,
     enqueue,
@@ -64,6 +80,7 @@ from producers.cli import (  # noqa: E402
 )
 
 core.register(main)
+demo.register(main)
 outbox.register(main)
 hunts.register(main)
 engagement.register(main)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from producers.cli.context import boot, print_json, print_table
+from producers.cli.context import ID, boot, check_text, print_json, print_table
 from storage.errors import InvalidInput
 
 # Exit status of an import that skipped bad rows (the good ones are in).
@@ -23,7 +23,7 @@ EXIT_ROWS_REJECTED = 1
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InvalidInput(f"cannot read {path.name}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -32,6 +32,12 @@ def _read_json(path: Path) -> Any:
         raise InvalidInput(
             f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno})"
         ) from None
+    except RecursionError:
+        raise InvalidInput(f"{path.name}: not valid JSON (nested too deeply)") from None
+    except ValueError:  # the only other refusal: an integer of thousands of digits
+        raise InvalidInput(f"{path.name}: not valid JSON (a number is too long)") from None
+    check_text(data, path.name)
+    return data
 
 
 def _minute(iso: str | None) -> str | None:
@@ -87,15 +93,15 @@ def campaign() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="A JSON file with the campaign's fields (instead of the options).",
 )
-@click.option("--owner", "owner_id", type=int, help="Id of the user who owns the campaign.")
+@click.option("--owner", "owner_id", type=ID, help="Id of the user who owns the campaign.")
 @click.option("--name", help="The campaign's name.")
 @click.option("--list", "contact_list", help="Name of the contact list.")
 @click.option("--channel", help="log, email, whatsapp or webhook.")
 @click.option("--template", help="Template text; {Name} becomes the contact's first name.")
-@click.option("--template-id", type=int, help="An existing template of the owner, instead.")
+@click.option("--template-id", type=ID, help="An existing template of the owner, instead.")
 @click.option("--media-url", help="URL or storage path of media sent with each message.")
 @click.option("--media-type", help="MIME type of the media, e.g. image/jpeg.")
-@click.option("--media-id", type=int, help="An existing media item of the owner, instead.")
+@click.option("--media-id", type=ID, help="An existing media item of the owner, instead.")
 @click.option(
     "--limit",
     "daily_send_limit",
@@ -134,8 +140,8 @@ def create(spec_file: Path | None, as_json: bool, **options: Any) -> None:
 
 
 @campaign.command("run")
-@click.argument("campaign_id", type=int)
-@click.option("--as-user", "user_id", type=int, required=True, help="The owner's user id.")
+@click.argument("campaign_id", type=ID)
+@click.option("--as-user", "user_id", type=ID, required=True, help="The owner's user id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def run(campaign_id: int, user_id: int, as_json: bool) -> None:
     """Start a draft or scheduled campaign now: its first batch goes right away."""
@@ -153,8 +159,8 @@ def run(campaign_id: int, user_id: int, as_json: bool) -> None:
 
 
 @campaign.command("pause")
-@click.argument("campaign_id", type=int)
-@click.option("--as-user", "user_id", type=int, default=None, help="Act as this user (owner).")
+@click.argument("campaign_id", type=ID)
+@click.option("--as-user", "user_id", type=ID, default=None, help="Act as this user (owner).")
 def pause(campaign_id: int, user_id: int | None) -> None:
     """Stop further batches until resumed (messages already queued still go)."""
     boot()
@@ -167,8 +173,8 @@ def pause(campaign_id: int, user_id: int | None) -> None:
 
 
 @campaign.command("resume")
-@click.argument("campaign_id", type=int)
-@click.option("--as-user", "user_id", type=int, default=None, help="Act as this user (owner).")
+@click.argument("campaign_id", type=ID)
+@click.option("--as-user", "user_id", type=ID, default=None, help="Act as this user (owner).")
 def resume(campaign_id: int, user_id: int | None) -> None:
     """Carry on from where the campaign stopped; a batch that came due meanwhile goes now."""
     boot()
@@ -185,8 +191,8 @@ def resume(campaign_id: int, user_id: int | None) -> None:
 
 
 @campaign.command("cancel")
-@click.argument("campaign_id", type=int)
-@click.option("--as-user", "user_id", type=int, default=None, help="Act as this user (owner).")
+@click.argument("campaign_id", type=ID)
+@click.option("--as-user", "user_id", type=ID, default=None, help="Act as this user (owner).")
 def cancel(campaign_id: int, user_id: int | None) -> None:
     """End the campaign: no further batch (messages already queued still go)."""
     boot()
@@ -199,7 +205,7 @@ def cancel(campaign_id: int, user_id: int | None) -> None:
 
 
 @campaign.command("status")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ID)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def status(campaign_id: int, as_json: bool) -> None:
     """Status, sent/failed/remaining, batch history and the next batch's time."""

@@ -9,7 +9,53 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from storage.errors import InvalidInput
+
 console = Console()
+
+# The largest integer both databases store (SQLite INTEGER, PostgreSQL bigint): a bigger number
+# names no row, and SQLite's driver raises on it instead of finding nothing.
+MAX_INTEGER = 2**63 - 1
+
+
+class IdType(click.types.IntParamType):
+    """A row id on the command line: a whole number from 1 that a database can hold."""
+
+    name = "integer"  # click says "'x' is not a valid integer."
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        number: int = super().convert(value, param, ctx)
+        if number < 1:
+            self.fail(f"{number} is not an id (ids start at 1)", param, ctx)
+        if number > MAX_INTEGER:
+            self.fail(f"{number} is too large for an id", param, ctx)
+        return number
+
+
+ID = IdType()
+# A count or limit: 0 and negatives are left to the command, which names the rule.
+COUNT = click.IntRange(max=MAX_INTEGER)
+
+
+def check_text(value: Any, where: str) -> None:
+    """Refuse text no database can store: NUL bytes, and lone surrogates (undecodable bytes).
+
+    Walks lists and objects (parsed JSON), so one check covers a whole file.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput(f"{where} contains a NUL byte")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{where} is not valid UTF-8 text") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, where)
+            check_text(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            check_text(item, where)
 
 
 def boot() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from producers.cli.context import print_json, print_table
@@ -26,12 +28,18 @@ def migrate() -> None:
 @click.command("settings")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def show_settings(as_json: bool) -> None:
-    """Every environment variable the system reads, and its default."""
-    rows = Settings.documented()
+    """Every environment variable the system reads, its default, and whether it is set here.
+
+    The environment is checked first: a malformed value is refused in one line.
+    """
+    Settings.from_env()
+    # Values are not printed: URLs and keys may hold passwords.
+    rows = [(name, default, name in os.environ) for name, default in Settings.documented()]
     if as_json:
-        print_json(dict(rows))
+        print_json({name: {"default": default, "set": is_set} for name, default, is_set in rows})
     else:
-        print_table("Settings", ["variable", "default"], [list(r) for r in rows])
+        table = [[name, default, "yes" if is_set else ""] for name, default, is_set in rows]
+        print_table("Settings", ["variable", "default", "set here"], table)
 
 
 def register(group: click.Group) -> None:

@@ -53,6 +53,11 @@ def requeue_command(message_id: str | None, requeue_all: bool, as_json: bool) ->
 
     broker = redis_broker()
     targets = list_dead(broker) if requeue_all else [find_dead(broker, message_id or "")]
+    if not requeue_all and not targets[0].readable:
+        raise InvalidInput(
+            f"dead message {message_id} is not a Dramatiq message ({targets[0].error}); "
+            "it cannot be requeued"
+        )
     if len(targets) > 1 and not as_json:
         targets_iter = track(targets, description="requeueing", console=console)
     else:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from producers.cli.context import boot, print_json
+from producers.cli.context import ID, boot, print_json
 
 ENGAGEMENT = "producers.engagement.run_daily"
 HUNT = "producers.hunts.enqueue_hunt"
@@ -46,7 +46,7 @@ def engagement(as_json: bool) -> None:
 
 
 @enqueue.command("hunt")
-@click.argument("hunt_id", type=int)
+@click.argument("hunt_id", type=ID)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def hunt(hunt_id: int, as_json: bool) -> None:
     """Run one hunt now (its pacing limit and credits still hold)."""
@@ -54,7 +54,7 @@ def hunt(hunt_id: int, as_json: bool) -> None:
 
 
 @enqueue.command("campaign")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ID)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def campaign(campaign_id: int, as_json: bool) -> None:
     """Run a campaign's due (or unfinished) batch now; never a batch ahead of time."""

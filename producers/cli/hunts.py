@@ -9,19 +9,25 @@ from typing import Any
 
 import click
 
-from producers.cli.context import boot, print_json, print_table
+from producers.cli.context import ID, boot, check_text, print_json, print_table
 from storage.errors import InvalidInput
 
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise InvalidInput(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError:  # the only other refusal: an integer of thousands of digits
+        raise InvalidInput(f"{path}: not valid JSON (a number is too long)") from None
+    check_text(data, str(path))
+    return data
 
 
 @click.group()
@@ -55,7 +61,7 @@ def _print_run(result: dict[str, Any], as_json: bool) -> None:
 
 
 @hunt.command("run")
-@click.argument("hunt_id", type=int)
+@click.argument("hunt_id", type=ID)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def run(hunt_id: int, as_json: bool) -> None:
     """Enqueue one hunt now (pacing and credits still hold)."""
@@ -84,8 +90,11 @@ def sweep_command(fire_time: str | None, as_json: bool) -> None:
     if fire_time is not None:
         try:
             when = clock.as_utc(datetime.fromisoformat(fire_time.replace("Z", "+00:00")))
-        except ValueError:
+        except (ValueError, OverflowError):  # overflow: year 1 with an offset east of UTC
             raise InvalidInput(f"--at {fire_time!r} is not an ISO date-time") from None
+        if when > clock.now():
+            # A fire time ahead of the clock would claim a day's runs before that day comes.
+            raise InvalidInput("--at is in the future: hunts never run ahead of time")
     result = sweep(when)
     drain()
     _print_run(result, as_json)
@@ -102,21 +111,21 @@ def _set_status(hunt_id: int, status: str) -> None:
 
 
 @hunt.command("pause")
-@click.argument("hunt_id", type=int)
+@click.argument("hunt_id", type=ID)
 def pause(hunt_id: int) -> None:
     """Stop a hunt from running (the sweep skips it) until resumed."""
     _set_status(hunt_id, "paused")
 
 
 @hunt.command("resume")
-@click.argument("hunt_id", type=int)
+@click.argument("hunt_id", type=ID)
 def resume(hunt_id: int) -> None:
     """Make a paused hunt active again."""
     _set_status(hunt_id, "active")
 
 
 @hunt.command("status")
-@click.argument("hunt_id", type=int)
+@click.argument("hunt_id", type=ID)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def status(hunt_id: int, as_json: bool) -> None:
     """Today's contacts against the limit, credits, leads by stage, last scan."""
@@ -134,6 +143,8 @@ def status(hunt_id: int, as_json: bool) -> None:
     click.echo(f"hunt {data['id']}: {data['name']} ({data['status']})")
     click.echo(f"today ({today['day']}): {today['contacted']} contacted, limit {limit}")
     click.echo(f"last scan: {data['last_scan_at'] or 'never'}")
+    if data["last_run"] and data["last_run"]["error"]:
+        click.echo(f"last run ({data['last_run']['day']}) failed: {data['last_run']['error']}")
     print_table(
         "Credits",
         ["channel", "allocated", "reserved", "consumed", "available"],

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from producers.cli.context import boot, print_json, print_table
+from producers.cli.context import COUNT, ID, boot, print_json, print_table
 
 
 @click.group()
@@ -41,7 +41,7 @@ def send(idempotency_key: str, channel: str, recipient: str, body: str, as_json:
 
 
 @outbox.command("review")
-@click.option("--limit", type=int, default=100, show_default=True, help="Rows shown at most.")
+@click.option("--limit", type=COUNT, default=100, show_default=True, help="Rows shown at most.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def review(limit: int, as_json: bool) -> None:
     """Messages left `unknown` (the send died mid-way): decide with `outbox resolve`."""
@@ -79,7 +79,7 @@ def review(limit: int, as_json: bool) -> None:
 
 
 @outbox.command("resolve")
-@click.argument("outbox_id", type=int)
+@click.argument("outbox_id", type=ID)
 @click.option("--mark-sent", "mark_sent", is_flag=True, help="It did go out: record it sent.")
 @click.option("--resend", is_flag=True, help="Send it again on purpose (may arrive twice).")
 @click.option("--reason", default="", help="Why (kept with the row and logged).")

@@ -37,6 +37,10 @@ log = get_logger("outreach.scheduler")
 LATE_TOLERANCE = timedelta(minutes=1)
 # The loop looks at the clock at least this often (a fake or file clock may jump).
 MAX_SLEEP_SECONDS = 1.0
+# While the lock store (Redis) is away, the loop asks again after this long, doubling each time
+# up to the cap: well inside LATE_TOLERANCE, without hammering a server that is restarting.
+LOCK_RETRY_FIRST_SECONDS = 0.25
+LOCK_RETRY_MAX_SECONDS = 5.0
 
 
 class SettableClock(Protocol):
@@ -89,6 +93,8 @@ class Scheduler:
         self._cursor: dict[str, datetime] = {}
         self._next: dict[str, Fire] = {}
         self._started_at: datetime | None = None
+        # Turns in a row on which the lock store could not be asked (0 when it answers).
+        self.lock_failures = 0
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -150,7 +156,11 @@ class Scheduler:
                 # (as long as they are not too late), never fired without their lock.
                 for _, waiting, previous in due[index:]:
                     self._move_cursor(waiting, previous)
+                self.lock_failures += 1
                 break
+            if self.lock_failures:
+                log.info("scheduler.lock_recovered", after_failures=self.lock_failures)
+                self.lock_failures = 0
             if outcome is not None:
                 outcomes.append(outcome)
         return outcomes
@@ -174,10 +184,19 @@ class Scheduler:
                 log.error("scheduler.turn_failed", error=_first_line(exc), exc_info=True)
                 self.stop_requested.wait(MAX_SLEEP_SECONDS)
                 continue
+            if self.lock_failures:
+                # The due fire is still due: without a pause the loop would spin on it.
+                self.stop_requested.wait(self.lock_retry_delay())
+                continue
             wait = (self.next_wake() - clock.now()).total_seconds()
             if wait > 0:
                 self.stop_requested.wait(min(wait, MAX_SLEEP_SECONDS))
         log.info("scheduler.stopped", owner=self.owner)
+
+    def lock_retry_delay(self) -> float:
+        """Seconds before asking the lock store again: doubling from the first, capped."""
+        exponent = min(max(self.lock_failures - 1, 0), 16)
+        return float(min(LOCK_RETRY_MAX_SECONDS, LOCK_RETRY_FIRST_SECONDS * 2**exponent))
 
     def stop(self) -> None:
         self.stop_requested.set()

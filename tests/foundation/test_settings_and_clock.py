@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from storage import clock as clock_module
 from storage.clock import FileClock, FrozenClock
 from storage.db import open_database
 from storage.errors import ConfigurationError
-from storage.settings import DEFAULT_DATABASE_URL, Settings
+from storage.settings import DEFAULT_DATABASE_URL, Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,11 +44,33 @@ def test_values_are_read_and_typed_from_the_environment():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("OUTREACH_RELAY_AFTER", "soon"), ("OUTREACH_FORCE_LOG_CHANNEL", "maybe")],
+    [
+        ("OUTREACH_RELAY_AFTER", "soon"),
+        ("OUTREACH_RELAY_AFTER", "-5"),
+        ("OUTREACH_CHANNEL_TIMEOUT", "nan"),
+        ("OUTREACH_CHANNEL_TIMEOUT", "-1.5"),
+        ("OUTREACH_FORCE_LOG_CHANNEL", "maybe"),
+        ("OUTREACH_LOG_LEVEL", "LOUD"),
+    ],
 )
 def test_a_malformed_setting_is_a_clear_error_naming_the_variable(name, value):
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_env({name: value})
+
+
+def test_a_malformed_setting_is_one_line_from_the_cli(monkeypatch):
+    # Given an operator's typo in the environment
+    monkeypatch.setenv("OUTREACH_LOG_LEVEL", "LOUD")
+    get_settings.cache_clear()
+    # When any command runs
+    result = subprocess.run(
+        [sys.executable, "-m", "producers.cli", "settings"], capture_output=True, text=True
+    )
+    get_settings.cache_clear()
+    # Then it is refused in one line naming the variable, without a traceback
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "OUTREACH_LOG_LEVEL" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -296,3 +296,29 @@ def test_a_fire_waits_for_its_lock_while_redis_is_away(clock, recorder, log_stre
     assert recorder.times("tick") == [utc(2026, 3, 3, 12, 5)]
     events = [line["event"] for line in log_lines(log_stream)]
     assert events.count("scheduler.lock_unavailable") == 2
+
+
+def test_the_loop_backs_off_while_redis_is_away_and_says_when_it_is_back(
+    clock, recorder, log_stream
+):
+    # Given a per-5-minutes schedule and a Redis that is down for the first three asks
+    tick = Schedule("tick", "*/5 * * * *", "tests.jobs.none")
+    scheduler = Scheduler(
+        [tick], FlakyLocks(outages=3), jobs=recorder.jobs([tick]), records=MemoryRecords()
+    )
+    clock.set(utc(2026, 3, 3, 12, 5))
+    scheduler.start(utc(2026, 3, 3, 12, 4, 59))
+    # When the loop turns while the fire is due and the lock cannot be asked
+    delays = []
+    for _ in range(3):
+        scheduler.run_due()
+        delays.append(scheduler.lock_retry_delay())
+    # Then each wait before the next ask is twice the one before
+    assert delays == [0.25, 0.5, 1.0]
+    # And once Redis answers, the fire happens, the waits start over, and the log says so
+    scheduler.run_due()
+    assert recorder.times("tick") == [utc(2026, 3, 3, 12, 5)]
+    assert scheduler.lock_failures == 0
+    events = [line["event"] for line in log_lines(log_stream)]
+    assert events.count("scheduler.lock_unavailable") == 3
+    assert events.count("scheduler.lock_recovered") == 1

@@ -99,6 +99,9 @@ def _header(cells: list[str]) -> list[str]:
 def _parse(line: int, names: list[str], cells: list[str]) -> _Row:
     if len(cells) != len(names):
         raise InvalidInput(f"expected {len(names)} fields, found {len(cells)}")
+    if any("\x00" in cell for cell in cells):
+        # The csv module lets NUL through; PostgreSQL refuses it in text.
+        raise InvalidInput("contains a NUL character")
     values = dict(zip(names, cells, strict=True))
     phone = normalise_phone(values.get("phone", ""))
     email = normalise_email(values.get("email", ""))
@@ -215,7 +218,9 @@ def import_contacts(list_name: str, path: str | Path) -> ImportReport:
         raise InvalidInput(f"{path.name} is empty (a header row is needed)")
     names = _header(first[1])
     with write_transaction():
-        contact_list, _ = ContactList.get_or_create(name=name, defaults={"created_at": clock.now()})
+        contact_list, created = ContactList.get_or_create(
+            name=name, defaults={"created_at": clock.now()}
+        )
         report = ImportReport(list_name=name, list_id=contact_list.id)
         importer = _Importer(contact_list, report)
         for line, cells in rows:
@@ -224,5 +229,8 @@ def import_contacts(list_name: str, path: str | Path) -> ImportReport:
             except InvalidInput as exc:
                 report.bad_rows.append(BadRow(line, str(exc)))
         importer.flush()
+        if created and not report.imported:
+            # A file with no good row leaves no trace: not even an empty new list.
+            contact_list.delete_instance()
     report.bad_rows.sort(key=lambda bad: bad.line)
     return report

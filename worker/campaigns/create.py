@@ -34,6 +34,8 @@ from worker.channels import validate_channel
 # type/subtype, as in a Content-Type header.
 _MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$", re.IGNORECASE)
 MAX_NAME_LENGTH = 200
+# The largest id a database holds (SQLite's 64-bit integers): SQLite's driver raises on more.
+MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class CampaignSpec:
             value = values.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise InvalidInput(f"campaign field {key!r} must be a whole number")
+        for key in ("owner_id", "template_id", "media_id", "contact_list"):
+            value = values.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and not 0 < value <= MAX_ID:
+                raise InvalidInput(f"campaign field {key!r} is not an id (a whole number from 1)")
         for key in ("name", "channel", "template", "media_url", "media_type"):
             value = values.get(key)
             if value is not None and not isinstance(value, str):
@@ -93,7 +99,7 @@ def parse_time(value: object, what: str) -> datetime:
         raise InvalidInput(f"{what} must be an ISO 8601 time")
     try:
         return as_utc(datetime.fromisoformat(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # overflow: year 1 with an offset east of UTC
         raise InvalidInput(f"{what}: {value!r} is not an ISO 8601 time") from None
 
 

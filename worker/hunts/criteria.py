@@ -34,6 +34,8 @@ CRITERIA_KEYS = (
 MAX_VALUES = 200
 MAX_KEYWORD_LENGTH = 100
 MAX_WITHIN_DAYS = 3650
+# The largest price the ads' price column holds (a 32-bit integer on PostgreSQL).
+MAX_PRICE = 2**31 - 1
 
 _POSTAL_PREFIX = re.compile(r"^\d{1,5}$")
 _DEPARTMENT = re.compile(r"^(0[1-9]|[1-8]\d|9[0-5]|2[AB]|97[1-6])$")
@@ -123,7 +125,7 @@ def _moment(data: Mapping[str, Any], key: str) -> datetime | None:
         if len(value) == 10:
             return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
         return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
+    except (ValueError, OverflowError):  # overflow: year 1 with an offset east of UTC
         raise InvalidInput(f"criteria.{key}: {value!r} is not an ISO date or date-time") from None
 
 
@@ -150,8 +152,8 @@ def parse_criteria(data: Any) -> Criteria:
     for keyword in keywords:
         if len(keyword) > MAX_KEYWORD_LENGTH:
             raise InvalidInput(f"criteria.keywords: {keyword[:20]!r}... is too long")
-    price_min = _non_negative_int(data, "price_min")
-    price_max = _non_negative_int(data, "price_max")
+    price_min = _non_negative_int(data, "price_min", MAX_PRICE)
+    price_max = _non_negative_int(data, "price_max", MAX_PRICE)
     if price_min is not None and price_max is not None and price_min > price_max:
         raise InvalidInput(f"criteria: price_min {price_min} is above price_max {price_max}")
     return Criteria(

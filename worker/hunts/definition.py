@@ -29,6 +29,10 @@ DEFINITION_KEYS = (
     "criteria",
 )
 MAX_NAME_LENGTH = 200
+# The largest limit or credit amount the columns hold (32-bit integers on PostgreSQL).
+MAX_AMOUNT = 2**31 - 1
+# The largest id a database holds (SQLite's 64-bit integers): SQLite's driver raises on more.
+MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ def _positive_id(data: Mapping[str, Any], key: str, required: bool) -> int | Non
         if required:
             raise InvalidInput(f"hunt definition: {key} is required")
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
         raise InvalidInput(f"hunt definition: {key} must be a positive id (got {value!r})")
     return value
 
@@ -80,6 +84,8 @@ def parse_definition(data: Any) -> HuntDefinition:
             f"hunt definition: daily_pacing_limit must be null or a whole number, 0 or more"
             f" (got {limit!r})"
         )
+    if limit is not None and limit > MAX_AMOUNT:
+        raise InvalidInput(f"hunt definition: daily_pacing_limit must be at most {MAX_AMOUNT}")
     channels = data.get("channels")
     if not isinstance(channels, list) or not channels:
         raise InvalidInput("hunt definition: channels must be a non-empty list")
@@ -103,6 +109,10 @@ def parse_definition(data: Any) -> HuntDefinition:
         if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
             raise InvalidInput(
                 f"hunt definition: credits for {channel!r} must be a whole number, 0 or more"
+            )
+        if amount > MAX_AMOUNT:
+            raise InvalidInput(
+                f"hunt definition: credits for {channel!r} must be at most {MAX_AMOUNT}"
             )
     template = data.get("message_template")
     if not isinstance(template, str):

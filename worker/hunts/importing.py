@@ -30,6 +30,8 @@ _POSTAL_CODE = re.compile(r"^\d{5}$")
 _PHONE = re.compile(r"^\+?\d{6,15}$")
 _PHONE_SEPARATORS = re.compile(r"[\s.\-()]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The largest price the price column holds (a 32-bit integer on PostgreSQL).
+MAX_PRICE = 2**31 - 1
 
 # Columns written by the import (and updated on conflict), in row order.
 _FIELDS = (
@@ -92,6 +94,13 @@ def _text(record: dict[str, Any], key: str, max_length: int, required: bool = Tr
         return None
     if not isinstance(value, str):
         raise BadRecord(f"{key} must be a string")
+    if "\x00" in value:
+        raise BadRecord(f"{key} contains a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate such as "\ud800": no database stores it
+            raise BadRecord(f"{key} is not valid Unicode text") from None
     value = value.strip()
     if len(value) > max_length:
         raise BadRecord(f"{key} is longer than {max_length} characters")
@@ -112,6 +121,8 @@ def _price(value: Any) -> int | None:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise BadRecord(f"price must be a whole number of euros, 0 or more (got {value!r})")
+    if value > MAX_PRICE:
+        raise BadRecord(f"price must be at most {MAX_PRICE} euros (got {value})")
     return value
 
 
@@ -122,7 +133,7 @@ def _published_at(value: Any) -> datetime:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return clock.as_utc(moment).replace(tzinfo=None)
-    except ValueError:
+    except (ValueError, OverflowError):  # overflow: year 1 with an offset east of UTC
         raise BadRecord(f"published_at {value[:40]!r} is not an ISO date-time") from None
 
 
@@ -184,6 +195,12 @@ def _records(lines: Iterable[bytes], report: ImportReport) -> Iterator[tuple[Any
             continue
         except json.JSONDecodeError as exc:
             report.add_error(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except RecursionError:
+            report.add_error(number, "not valid JSON (nested too deeply)")
+            continue
+        except ValueError:  # the only other refusal: an integer of thousands of digits
+            report.add_error(number, "not valid JSON (a number is too long)")
             continue
         try:
             yield parse_ad(record, now)

@@ -20,7 +20,13 @@ from worker.hunts import pacing
 
 
 def hunt_status(hunt_id: int) -> dict[str, Any]:
-    hunt = Hunt.get_or_none(Hunt.id == hunt_id)
+    corrupt = False
+    try:
+        hunt = Hunt.get_or_none(Hunt.id == hunt_id)
+    except ValueError:  # a JSON column holds something else: show everything else
+        corrupt = True
+        readable = [f for f in Hunt._meta.sorted_fields if f.name not in ("criteria", "channels")]
+        hunt = Hunt.select(*readable).where(Hunt.id == hunt_id).first()
     if hunt is None:
         raise NotFound(f"hunt {hunt_id} does not exist")
     day, counts = pacing.today(hunt_id)
@@ -60,8 +66,8 @@ def hunt_status(hunt_id: int) -> dict[str, Any]:
         "owner_id": hunt.owner_id,
         "status": hunt.status,
         "auto_refresh": hunt.auto_refresh,
-        "channels": hunt.channels,
-        "criteria": hunt.criteria,
+        "channels": None if corrupt else hunt.channels,
+        "criteria": "(stored value is not JSON)" if corrupt else hunt.criteria,
         "today": {
             "day": day.isoformat(),
             "contacted": today_count,
@@ -80,5 +86,6 @@ def hunt_status(hunt_id: int) -> dict[str, Any]:
             "enqueued_at": last_run.enqueued_at.isoformat(),
             "finished_at": last_run.finished_at.isoformat() if last_run.finished_at else None,
             "contacted": last_run.contacted,
+            "error": last_run.error,
         },
     }

@@ -2,5 +2,6 @@
 
 from worker.middleware.database import DatabaseConnection
 from worker.middleware.log_context import LogContext
+from worker.middleware.retry_backoff import RetryBackoff
 
-__all__ = ["DatabaseConnection", "LogContext"]
+__all__ = ["DatabaseConnection", "LogContext", "RetryBackoff"]

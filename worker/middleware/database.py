@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from dramatiq import Middleware
+from peewee import OperationalError
 
 from storage.db import database, release_connection
 
@@ -18,7 +20,11 @@ class DatabaseConnection(Middleware):
 
     def before_process_message(self, broker: Any, message: Any) -> None:
         if database.obj is not None:
-            database.connect(reuse_if_open=True)
+            # The database away: the actor's first query fails the same way and the message is
+            # retried. Raised here, Dramatiq would only log it (critical, with a traceback) and
+            # run the actor anyway: every message of an outage logged twice.
+            with suppress(OperationalError):
+                database.connect(reuse_if_open=True)
 
     def after_process_message(
         self, broker: Any, message: Any, *, result: Any = None, exception: Any = None

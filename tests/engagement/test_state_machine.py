@@ -91,6 +91,14 @@ def test_activity_sets_last_activity_and_clears_the_timers():
     }
 
 
+@pytest.mark.parametrize("trigger", [GOODBYE_TIMEOUT, REMINDER_DUE, OPT_OUT])
+def test_going_dormant_or_opting_out_clears_the_timers(trigger):
+    assert state_changes(trigger, NOW, THRESHOLDS) == {
+        "goodbye_expires_at": None,
+        "remind_at": None,
+    }
+
+
 def test_remind_later_needs_a_time_in_the_future():
     later = NOW + timedelta(days=7)
     assert state_changes(REMIND_LATER_TRIGGER, NOW, THRESHOLDS, later)["remind_at"] == later

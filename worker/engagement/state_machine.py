@@ -127,7 +127,8 @@ def state_changes(
         return {"goodbye_expires_at": None, "remind_at": remind_at}
     if trigger == USER_ACTIVITY:
         return {"last_activity_at": now, "goodbye_expires_at": None, "remind_at": None}
-    if trigger in (GOODBYE_TIMEOUT, REMINDER_DUE):
+    if trigger in (GOODBYE_TIMEOUT, REMINDER_DUE, OPT_OUT):
+        # No timer is left pending on a user who is dormant or who said stop.
         return {"goodbye_expires_at": None, "remind_at": None}
     return {}
 

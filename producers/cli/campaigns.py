@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from producers.cli.context import ID, boot, check_text, print_json, print_table
+from producers.cli.context import (
+    ID,
+    boot,
+    check_text,
+    past_fire_time,
+    print_json,
+    print_table,
+)
 from storage.errors import InvalidInput
 
 # Exit status of an import that skipped bad rows (the good ones are in).
@@ -223,14 +229,8 @@ def tick_command(fire_time: str | None, as_json: bool) -> None:
     boot()
     from producers.campaigns import tick
     from producers.embedded import drain
-    from storage import clock
-    from worker.campaigns.create import parse_time
 
-    when: datetime = clock.now() if fire_time is None else parse_time(fire_time, "--at")
-    if when > clock.now():
-        # A fire time ahead of the clock would run tomorrow's batch today.
-        raise InvalidInput("--at is in the future: batches never run ahead of time")
-    result = tick(when)
+    result = tick(past_fire_time(fire_time, "batches never run ahead of time"))
     drain()
     if as_json:
         print_json(result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import click
@@ -56,6 +57,23 @@ def check_text(value: Any, where: str) -> None:
     elif isinstance(value, list):
         for item in value:
             check_text(item, where)
+
+
+def past_fire_time(value: str | None, why_never_ahead: str) -> datetime:
+    """A sweep's `--at`: now when unset, else an ISO 8601 time (UTC without an offset) that is
+    not ahead of the clock, since a fire ahead of time would claim a later day's work today."""
+    from storage import clock
+
+    now = clock.now()
+    if value is None:
+        return now
+    try:
+        when = clock.as_utc(datetime.fromisoformat(value))
+    except (ValueError, OverflowError):  # overflow: year 1 with an offset east of UTC
+        raise InvalidInput(f"--at {value!r} is not an ISO date-time (ISO 8601)") from None
+    if when > now:
+        raise InvalidInput(f"--at is in the future: {why_never_ahead}")
+    return when
 
 
 def boot() -> None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from producers.cli.context import ID, boot, check_text, print_json, print_table
+from producers.cli.context import (
+    ID,
+    boot,
+    check_text,
+    past_fire_time,
+    print_json,
+    print_table,
+)
 from storage.errors import InvalidInput
 
 
@@ -84,18 +90,8 @@ def sweep_command(fire_time: str | None, as_json: bool) -> None:
     boot()
     from producers.embedded import drain
     from producers.hunts import sweep
-    from storage import clock
 
-    when = clock.now()
-    if fire_time is not None:
-        try:
-            when = clock.as_utc(datetime.fromisoformat(fire_time.replace("Z", "+00:00")))
-        except (ValueError, OverflowError):  # overflow: year 1 with an offset east of UTC
-            raise InvalidInput(f"--at {fire_time!r} is not an ISO date-time") from None
-        if when > clock.now():
-            # A fire time ahead of the clock would claim a day's runs before that day comes.
-            raise InvalidInput("--at is in the future: hunts never run ahead of time")
-    result = sweep(when)
+    result = sweep(past_fire_time(fire_time, "hunts never run ahead of time"))
     drain()
     _print_run(result, as_json)
 

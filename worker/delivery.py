@@ -1,18 +1,28 @@
-"""Delivery of one outbox row: claim it, send it, record what happened.
+"""Delivery of outbox rows: claim them, send them, record what happened.
 
 Only one worker may move a row from `queued` to `sending` (a conditional update). A row found
 `sending` by a later attempt died mid-send: it becomes `unknown` for an operator, and is sent
 again by itself only on a channel that deduplicates by key (design invariant 2).
+
+Rows come in groups (one delivery message for the rows queued together) and go out in windows:
+a window's rows are claimed in one statement, sent one after another, and their outcomes
+recorded in one transaction. A window stops taking new sends after WINDOW_SECONDS and gives its
+unsent rows back, so a worker killed mid-window leaves a second or so of sends for review.
 """
 
 from __future__ import annotations
 
 import enum
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
 from datetime import datetime, timedelta
+
+from structlog.contextvars import bound_contextvars
 
 from storage import clock
 from storage.db import write_transaction
-from storage.errors import ConfigurationError, NotFound
+from storage.errors import ConfigurationError, NotFound, OutreachError
 from storage.models.outbox import FAILED, QUEUED, SENDING, SENT, UNKNOWN, OutboxMessage
 from storage.settings import Settings, get_settings
 from worker import outbox_sql
@@ -28,15 +38,26 @@ from worker.channels import (
     get_channel,
 )
 from worker.logging import get_logger
-from worker.outbox import has_outcome_handlers, notify_outcome
+from worker.outbox import has_outcome_handlers, notify_outcomes
+from worker.outbox_sql import ClaimOutcome
 
 log = get_logger("outreach.delivery")
+
+# Rows claimed together, then recorded together: a statement each instead of two per row.
+DELIVERY_WINDOW = 20
+# A window takes no new send after this long; its unsent rows go back to `queued` (and into
+# the next window), so a crash leaves at most about this much sending for review.
+WINDOW_SECONDS = 1.0
+# A group hands the rows it has not reached to a new message after this long, well inside the
+# actor's time limit.
+GROUP_SECONDS = 60.0
 
 
 class Outcome(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    RETRY = "retry"  # a transient failure: back to `queued`, the message is retried
     ALREADY_DONE = "already_done"
     IN_FLIGHT = "in_flight"  # another worker is sending it right now
 
@@ -60,25 +81,8 @@ def _finish(outbox_id: int, status: str, *, attempt: int | None, **values: objec
         finished = list(query.returning(*OutboxMessage._meta.sorted_fields).execute())
         if not finished:
             return False
-        notify_outcome(finished[0])
+        notify_outcomes(finished)
     return True
-
-
-def _finish_claim(row: OutboxMessage, status: str, **values: object) -> bool:
-    """:func:`_finish` for this worker's own claim, on the path every message takes.
-
-    One statement when nobody listens to the row's outcome; with outcome handlers, the
-    statement and the handlers share one transaction.
-    """
-    changes = {"status": status, "finished_at": clock.now(), **values}
-    if not has_outcome_handlers(row.source):
-        done, _ = outbox_sql.finish_claimed(row.id, row.attempts, changes, returning=False)
-        return done
-    with write_transaction():
-        done, finished = outbox_sql.finish_claimed(row.id, row.attempts, changes, returning=True)
-        if finished is not None:
-            notify_outcome(finished)
-    return done
 
 
 def _claim(outbox_id: int, from_status: str, stale_before: datetime | None = None) -> int | None:
@@ -122,13 +126,60 @@ def _working_channels(settings: Settings) -> list[str]:
 
 def deliver(outbox_id: int) -> Outcome:
     """Send one outbox row at most once; raise TransientSendError to be retried."""
+    return deliver_many([outbox_id])[outbox_id]
+
+
+def deliver_many(outbox_ids: Sequence[int]) -> dict[int, Outcome]:
+    """Send each row at most once, window by window; returns each row's outcome.
+
+    One row's failure never stops the others: a transient one is raised (TransientSendError)
+    when every other row has been tried, for the message to be retried (a retry skips the rows
+    done by then); bad input (an unknown id) is raised likewise, after the others.
+    """
     settings = get_settings()
-    # The usual case in one statement: a queued row on a working channel, claimed and read.
-    row = outbox_sql.claim_queued(outbox_id, clock.now(), _working_channels(settings))
-    if row is None:
-        # A duplicate, a send that died, or a channel that cannot work: read the row and see.
-        return _deliver_unclaimed(outbox_id, settings)
-    return _send(row, get_channel(row.channel, settings))
+    channels = _working_channels(settings)
+    outcomes: dict[int, Outcome] = {}
+    errors: list[Exception] = []
+    todo = list(dict.fromkeys(outbox_ids))
+    started = time.monotonic()
+    while todo:
+        if outcomes and time.monotonic() - started > GROUP_SECONDS:
+            _hand_over(todo)
+            break
+        window, todo = todo[:DELIVERY_WINDOW], todo[DELIVERY_WINDOW:]
+        # The usual case in one statement: queued rows on a working channel, claimed and read.
+        claimed = outbox_sql.claim_queued(window, clock.now(), channels)
+        for outbox_id in window:
+            if outbox_id not in claimed:
+                # A duplicate, a send that died, or a channel that cannot work: read it and see.
+                try:
+                    outcomes[outbox_id] = _deliver_unclaimed(outbox_id, settings)
+                except (TransientSendError, OutreachError) as exc:
+                    errors.append(exc)
+        window_rows = [claimed[i] for i in window if i in claimed]
+        unsent = _send_claimed(window_rows, settings, outcomes, errors)
+        todo = unsent + todo
+    _raise_first(errors)
+    return outcomes
+
+
+def _raise_first(errors: list[Exception]) -> None:
+    """A transient failure first (the message is worth retrying), then bad input."""
+    transient = [e for e in errors if isinstance(e, TransientSendError)]
+    if len(transient) == 1:
+        raise transient[0]
+    if transient:
+        raise TransientSendError(f"{len(transient)} sends to retry; the first: {transient[0]}")
+    if errors:
+        raise errors[0]
+
+
+def _hand_over(outbox_ids: list[int]) -> None:
+    """A new message for the rows this one did not reach in time."""
+    from worker.outbox import enqueue_deliveries
+
+    log.info("delivery.handed_over", count=len(outbox_ids))
+    enqueue_deliveries(outbox_ids)
 
 
 def _deliver_unclaimed(outbox_id: int, settings: Settings) -> Outcome:
@@ -161,42 +212,94 @@ def _deliver_unclaimed(outbox_id: int, settings: Settings) -> Outcome:
         log.info("delivery.claimed_elsewhere", outbox_id=outbox_id)
         return Outcome.IN_FLIGHT
     row.status, row.attempts = SENDING, attempt
-    return _send(row, channel)
+    outcomes: dict[int, Outcome] = {}
+    errors: list[Exception] = []
+    _send_claimed([row], settings, outcomes, errors)
+    _raise_first(errors)
+    return outcomes[row.id]
 
 
-def _send(row: OutboxMessage, channel: Channel) -> Outcome:
-    """Send a row this worker has claimed (`sending`, with `row.attempts` as its token)."""
+def _send_claimed(
+    rows: list[OutboxMessage],
+    settings: Settings,
+    outcomes: dict[int, Outcome],
+    errors: list[Exception],
+) -> list[int]:
+    """Send rows this worker has claimed (`sending`, `attempts` as the token), then record the
+    outcomes together; adds them to `outcomes`, and the retries' errors to `errors`.
+
+    Returns the ids given back unsent because the window's time ran out.
+    """
+    results: list[ClaimOutcome] = []
+    unsent: list[OutboxMessage] = []
+    started = time.monotonic()
+    for n, row in enumerate(rows):
+        if results and time.monotonic() - started > WINDOW_SECONDS:
+            unsent = rows[n:]
+            break
+        result, error = _attempt(row, get_channel(row.channel, settings))
+        results.append(result)
+        outcomes[row.id] = Outcome.RETRY if result.status == QUEUED else Outcome(result.status)
+        if error is not None:
+            errors.append(error)
+    _record(results, unsent, has_handlers=any(has_outcome_handlers(r.source) for r in rows))
+    return [row.id for row in unsent]
+
+
+def _attempt(row: OutboxMessage, channel: Channel) -> tuple[ClaimOutcome, SendError | None]:
+    """One send, and what it means for the row: a final status, or QUEUED and the error that
+    the message is to be retried for."""
     media = Media(row.media_url, row.media_mime or "") if row.media_url else None
     outbound = Outbound(row.idempotency_key, row.recipient, row.body, media)
     try:
-        provider_id = channel.send(outbound)
+        # The channel's own lines name the row, as those of a one-row message do.
+        with bound_contextvars(outbox_id=row.id):
+            provider_id = channel.send(outbound)
     except PermanentSendError as exc:
-        _finish_claim(row, FAILED, last_error=str(exc))
         log.warning("delivery.failed", outbox_id=row.id, channel=row.channel, error=str(exc))
-        return Outcome.FAILED
+        return ClaimOutcome(row.id, row.attempts, FAILED, error=str(exc)), None
     except UncertainSendError as exc:
-        if not channel.deduplicates:
-            # It may have arrived: sending again could be a second message. An operator decides.
-            return _mark_unknown(row, f"no answer after the message went out: {exc}")
-        _back_to_queued(row, exc)
-        raise TransientSendError(str(exc)) from exc
+        return _attempt_uncertain(row, channel, f"no answer after the message went out: {exc}")
     except TransientSendError as exc:
-        _back_to_queued(row, exc)
-        raise
-    _finish_claim(row, SENT, provider_message_id=provider_id)
+        log.warning("delivery.retry", outbox_id=row.id, channel=row.channel, error=str(exc))
+        return ClaimOutcome(row.id, row.attempts, QUEUED, error=str(exc)), exc
+    except Exception as exc:
+        # A fault in the channel itself, mid-send: the message may have gone out. Recorded like
+        # a send with no answer, so the window's other outcomes are recorded with it.
+        log.exception("delivery.channel_error", outbox_id=row.id, channel=row.channel)
+        return _attempt_uncertain(row, channel, f"the send raised {type(exc).__name__}: {exc}")
     log.info("delivery.sent", outbox_id=row.id, channel=row.channel)
-    return Outcome.SENT
+    return ClaimOutcome(row.id, row.attempts, SENT, provider_message_id=provider_id), None
 
 
-def _back_to_queued(row: OutboxMessage, exc: SendError) -> None:
-    """Back to `queued` so the retry (or the relay) can claim it again."""
-    with write_transaction():
-        OutboxMessage.update(status=QUEUED, last_error=str(exc), enqueued_at=clock.now()).where(
-            (OutboxMessage.id == row.id)
-            & (OutboxMessage.status == SENDING)
-            & (OutboxMessage.attempts == row.attempts)
-        ).execute()
-    log.warning("delivery.retry", outbox_id=row.id, channel=row.channel, error=str(exc))
+def _attempt_uncertain(
+    row: OutboxMessage, channel: Channel, reason: str
+) -> tuple[ClaimOutcome, SendError | None]:
+    """A send that may or may not have gone out."""
+    if not channel.deduplicates:
+        # It may have arrived: sending again could be a second message. An operator decides.
+        log.error("delivery.unknown", outbox_id=row.id, channel=row.channel, error=reason)
+        return ClaimOutcome(row.id, row.attempts, UNKNOWN, error=reason), None
+    # The channel drops a second send with the same key: trying again is safe.
+    log.warning("delivery.retry", outbox_id=row.id, channel=row.channel, error=reason)
+    return ClaimOutcome(row.id, row.attempts, QUEUED, error=reason), TransientSendError(reason)
+
+
+def _record(
+    results: list[ClaimOutcome], unsent: list[OutboxMessage], *, has_handlers: bool
+) -> None:
+    """The window's outcomes in one statement; its retries and unsent rows, back to `queued`,
+    in another. With outcome handlers, or both statements, in one transaction."""
+    final = [r for r in results if r.status != QUEUED]
+    back = [(r.outbox_id, r.attempt, r.error) for r in results if r.status == QUEUED]
+    back += [(row.id, row.attempts, None) for row in unsent]
+    now = clock.now()
+    together = bool(final) and (bool(back) or has_handlers)
+    with write_transaction() if together else nullcontext():
+        finished = outbox_sql.finish_claimed(final, now, returning=has_handlers)
+        if finished:
+            notify_outcomes(finished)
+        outbox_sql.requeue_claimed(back, now)
 
 
 def _stale_after(settings: Settings) -> timedelta:

@@ -27,15 +27,19 @@ log = get_logger("outreach.outbox")
 # Longest key the table takes; keys are built from ids, so this is generous.
 MAX_KEY_LENGTH = 255
 
-OutcomeHandler = Callable[[OutboxMessage], None]
+# Outbox ids per delivery message: one message (and one claim per window, see
+# worker.delivery) for many sends, where a message per send would cost more than the send.
+DELIVERY_GROUP = 50
+
+OutcomeHandler = Callable[[Sequence[OutboxMessage]], None]
 _outcome_handlers: dict[str, list[OutcomeHandler]] = {}
 
 
 def on_outcome(source: str) -> Callable[[OutcomeHandler], OutcomeHandler]:
-    """Register a function called, in the same transaction, when a row of `source` ends.
+    """Register a function called, in the same transaction, when rows of `source` end.
 
-    It is called once per row with the row in its final status (sent, failed or unknown):
-    campaigns record the recipient's outcome, hunts give a failed contact's slot back.
+    It is called with the rows in their final status (sent, failed or unknown), each row once:
+    campaigns record the recipients' outcomes, hunts give a failed contact's slot back.
     """
 
     def register(fn: OutcomeHandler) -> OutcomeHandler:
@@ -49,16 +53,35 @@ def has_outcome_handlers(source: str) -> bool:
     return bool(_outcome_handlers.get(source))
 
 
+def notify_outcomes(messages: Sequence[OutboxMessage]) -> None:
+    """Tell each row's source that it ended, a call per source for all its rows."""
+    by_source: dict[str, list[OutboxMessage]] = {}
+    for message in messages:
+        assert message.status in FINAL_STATUSES, message.status
+        by_source.setdefault(message.source, []).append(message)
+    for source, rows in by_source.items():
+        for handler in _outcome_handlers.get(source, ()):
+            handler(rows)
+
+
 def notify_outcome(message: OutboxMessage) -> None:
-    assert message.status in FINAL_STATUSES, message.status
-    for handler in _outcome_handlers.get(message.source, ()):
-        handler(message)
+    notify_outcomes([message])
 
 
 def enqueue_delivery(outbox_id: int) -> None:
-    from worker.actors.delivery import deliver_outbox_message
+    enqueue_deliveries([outbox_id])
 
-    deliver_outbox_message.send(outbox_id)
+
+def enqueue_deliveries(outbox_ids: Sequence[int]) -> None:
+    """One delivery message per group of up to DELIVERY_GROUP ids, in one Redis round trip."""
+    from worker.actors.delivery import deliver_outbox_messages
+    from worker.enqueue import enqueue_many
+
+    ids = [int(outbox_id) for outbox_id in outbox_ids]
+    enqueue_many(
+        deliver_outbox_messages.message(ids[first : first + DELIVERY_GROUP])
+        for first in range(0, len(ids), DELIVERY_GROUP)
+    )
 
 
 def _validate(key: str, channel: str, recipient: str, body: str) -> None:
@@ -118,13 +141,6 @@ class Outgoing:
     recipient: str
     body: str
     media: Media | None = None
-
-
-def enqueue_deliveries(outbox_ids: Sequence[int]) -> None:
-    from worker.actors.delivery import deliver_outbox_message
-    from worker.enqueue import enqueue_many
-
-    enqueue_many(deliver_outbox_message.message(outbox_id) for outbox_id in outbox_ids)
 
 
 def queue_messages(messages: Sequence[Outgoing], source: str = "manual") -> list[int]:
@@ -200,7 +216,7 @@ def relay(
     relay_after = relay_after or timedelta(seconds=settings.relay_after_seconds)
     sending_stale = sending_stale or timedelta(seconds=settings.sending_stale_seconds)
     now = clock.now()
-    requeued = 0
+    touched_ids: list[int] = []
     with database.connection_context():
         stale_ids = [
             row.id
@@ -223,8 +239,9 @@ def relay(
                 .execute()
             )
             if touched:
-                enqueue_delivery(outbox_id)
-                requeued += 1
+                touched_ids.append(outbox_id)
+        enqueue_deliveries(touched_ids)
+        requeued = len(touched_ids)
         recovered = recover_stale_sending(now - sending_stale, limit)
     counts = {"requeued": requeued, **recovered}
     if any(counts.values()):

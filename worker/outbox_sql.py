@@ -11,6 +11,7 @@ Both backends read the same text (SQLite 3.35+ has RETURNING); only the placehol
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -117,74 +118,129 @@ def get_by_key(idempotency_key: str) -> OutboxMessage | None:
     return None if found is None else _row(found)
 
 
-@lru_cache(maxsize=16)
-def _claim_sql(param: str, channels: int) -> str:
-    placeholders = ", ".join([param] * channels)
+@lru_cache(maxsize=64)
+def _claim_sql(param: str, rows: int, channels: int) -> str:
     attempts = _column(OutboxMessage.attempts)
     return (
         f"UPDATE {_TABLE} SET {_column(OutboxMessage.status)} = {param}, "
         f"{_column(OutboxMessage.claimed_at)} = {param}, {attempts} = {attempts} + 1 "
-        f"WHERE {_column(OutboxMessage.id)} = {param} "
+        f"WHERE {_column(OutboxMessage.id)} IN ({', '.join([param] * rows)}) "
         f"AND {_column(OutboxMessage.status)} = {param} "
-        f"AND {_column(OutboxMessage.channel)} IN ({placeholders}) "
+        f"AND {_column(OutboxMessage.channel)} IN ({', '.join([param] * channels)}) "
         f"RETURNING {_COLUMNS}"
     )
 
 
-def claim_queued(outbox_id: int, now: datetime, channels: Sequence[str]) -> OutboxMessage | None:
-    """Move a `queued` row on one of `channels` to `sending` and read it, in one statement.
+def claim_queued(
+    outbox_ids: Sequence[int], now: datetime, channels: Sequence[str]
+) -> dict[int, OutboxMessage]:
+    """Move the `queued` rows among `outbox_ids` that are on one of `channels` to `sending`,
+    and read them, in one statement; returns them by id.
 
-    Only one worker's update matches the row (the others find it `sending`), so the row that
-    comes back is this worker's claim; its `attempts` is the claim's token. None when the row
-    is not queued, or is on a channel that is not in `channels`.
+    Only one worker's update matches a row (the others find it `sending`), so a row that comes
+    back is this worker's claim; its `attempts` is the claim's token. A row left out is not
+    queued, or is on a channel that is not in `channels`.
     """
-    if not channels:
-        return None
+    if not channels or not outbox_ids:
+        return {}
     params = [
         SENDING,
         OutboxMessage.claimed_at.db_value(now),
-        outbox_id,
+        *outbox_ids,
         QUEUED,
         *channels,
     ]
-    found = database.execute_sql(_claim_sql(_param(), len(channels)), params).fetchone()
-    return None if found is None else _row(found)
+    sql = _claim_sql(_param(), len(outbox_ids), len(channels))
+    rows = (_row(found) for found in database.execute_sql(sql, params).fetchall())
+    return {row.id: row for row in rows}
 
 
-@lru_cache(maxsize=16)
-def _finish_sql(param: str, columns: tuple[str, ...], returning: bool) -> str:
-    sets = ", ".join(f"{_quote(c)} = {param}" for c in columns)
-    sql = (
-        f"UPDATE {_TABLE} SET {sets} "
-        f"WHERE {_column(OutboxMessage.id)} = {param} "
-        f"AND {_column(OutboxMessage.status)} = {param} "
-        f"AND {_column(OutboxMessage.attempts)} = {param}"
+# What a claimed row's outcome sets, row by row (the id and the claim's attempt come first).
+_OUTCOME_FIELDS: tuple[Field, ...] = (
+    OutboxMessage.status,
+    OutboxMessage.provider_message_id,
+    OutboxMessage.last_error,
+)
+# Casts that give every backend the same column types for a VALUES list of parameters.
+_OUTCOME_TYPES = ("BIGINT", "INTEGER", "TEXT", "TEXT", "TEXT")
+
+
+@lru_cache(maxsize=64)
+def _finish_sql(param: str, rows: int, returning: bool) -> str:
+    # UPDATE ... FROM (VALUES ...): every row its own values, in one statement (SQLite 3.33+).
+    # The VALUES columns are column1, column2, ... on both backends.
+    value_row = "(" + ", ".join(f"CAST({param} AS {t})" for t in _OUTCOME_TYPES) + ")"
+    # A value left out (None) keeps what the row holds: a resend keeps the reason it was resent.
+    sets = ", ".join(
+        f"{_column(field)} = COALESCE(v.column{n}, {_TABLE}.{_column(field)})"
+        for n, field in enumerate(_OUTCOME_FIELDS, start=3)
     )
-    return f"{sql} RETURNING {_COLUMNS}" if returning else sql
+    sql = (
+        f"UPDATE {_TABLE} SET {sets}, {_column(OutboxMessage.finished_at)} = {param} "
+        f"FROM (VALUES {', '.join([value_row] * rows)}) AS v "
+        f"WHERE {_TABLE}.{_column(OutboxMessage.id)} = v.column1 "
+        f"AND {_TABLE}.{_column(OutboxMessage.attempts)} = v.column2 "
+        f"AND {_TABLE}.{_column(OutboxMessage.status)} = {param}"
+    )
+    if returning:
+        sql += " RETURNING " + ", ".join(f"{_TABLE}.{_quote(f.column_name)}" for f in _FIELDS)
+    return sql
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """What became of one claimed row: its final status, and the provider's id or the error."""
+
+    outbox_id: int
+    attempt: int
+    status: str
+    provider_message_id: str | None = None
+    error: str | None = None
 
 
 def finish_claimed(
-    outbox_id: int,
-    attempt: int,
-    values: dict[str, Any],
-    *,
-    returning: bool,
-) -> tuple[bool, OutboxMessage | None]:
-    """Record the outcome of this worker's claim (`sending` with its attempt number).
+    outcomes: Sequence[ClaimOutcome], now: datetime, *, returning: bool
+) -> list[OutboxMessage]:
+    """Record the outcomes of this worker's claims (`sending` with their attempt numbers), in
+    one statement.
 
-    Conditional on the claim, so a late worker never overwrites another's result. Returns
-    whether the row was changed, and the row as it now is when `returning`.
+    Conditional on each claim, so a late worker never overwrites another's result. Returns the
+    rows as they now are when `returning` (those still held by the claim; none otherwise).
     """
-    fields = [_META.fields[name] for name in values]
-    sql = _finish_sql(_param(), tuple(f.column_name for f in fields), returning)
-    params = [
-        *(f.db_value(values[f.name]) for f in fields),
-        outbox_id,
-        SENDING,
-        attempt,
-    ]
-    cursor = database.execute_sql(sql, params)
-    if not returning:
-        return cursor.rowcount > 0, None
-    found = cursor.fetchone()
-    return found is not None, None if found is None else _row(found)
+    if not outcomes:
+        return []
+    # Parameters in the order they appear in the text: SET's, then the VALUES list, then WHERE's.
+    params: list[Any] = [OutboxMessage.finished_at.db_value(now)]
+    for o in outcomes:
+        params += [o.outbox_id, o.attempt, o.status, o.provider_message_id, o.error]
+    params.append(SENDING)
+    cursor = database.execute_sql(_finish_sql(_param(), len(outcomes), returning), params)
+    return [_row(found) for found in cursor.fetchall()] if returning else []
+
+
+@lru_cache(maxsize=64)
+def _requeue_sql(param: str, rows: int) -> str:
+    value_row = f"(CAST({param} AS BIGINT), CAST({param} AS INTEGER), CAST({param} AS TEXT))"
+    error = _column(OutboxMessage.last_error)
+    return (
+        f"UPDATE {_TABLE} SET {_column(OutboxMessage.status)} = {param}, "
+        f"{_column(OutboxMessage.enqueued_at)} = {param}, "
+        f"{error} = COALESCE(v.column3, {_TABLE}.{error}) "
+        f"FROM (VALUES {', '.join([value_row] * rows)}) AS v "
+        f"WHERE {_TABLE}.{_column(OutboxMessage.id)} = v.column1 "
+        f"AND {_TABLE}.{_column(OutboxMessage.attempts)} = v.column2 "
+        f"AND {_TABLE}.{_column(OutboxMessage.status)} = {param}"
+    )
+
+
+def requeue_claimed(claims: Sequence[tuple[int, int, str | None]], now: datetime) -> int:
+    """Give claims back unsent-or-to-retry: (id, attempt, error or None) each, back to `queued`
+    so a retry (or the relay) claims them again. Returns how many were still this worker's."""
+    if not claims:
+        return 0
+    # Parameters in the order they appear in the text: SET's, then the VALUES list, then WHERE's.
+    params: list[Any] = [QUEUED, OutboxMessage.enqueued_at.db_value(now)]
+    for outbox_id, attempt, error in claims:
+        params += [outbox_id, attempt, error]
+    params.append(SENDING)
+    return int(database.execute_sql(_requeue_sql(_param(), len(claims)), params).rowcount)

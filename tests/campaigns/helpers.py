@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from storage.models import Campaign, CampaignBatch, CampaignRecipient, OutboxMessage
-from worker.delivery import deliver
+from worker.delivery import deliver_many
 
 
 def deliver_queued() -> int:
-    """Deliver every queued outbox row (the delivery actor's work, without the broker)."""
+    """Deliver every queued outbox row as one group (the delivery actor's work, without the
+    broker): a window's outcomes reach the campaigns together, as they do in a worker."""
     ids = [
         row.id
         for row in OutboxMessage.select(OutboxMessage.id)
         .where(OutboxMessage.status == "queued")
         .order_by(OutboxMessage.id)
     ]
-    for outbox_id in ids:
-        deliver(outbox_id)
+    deliver_many(ids)
     return len(ids)
 
 

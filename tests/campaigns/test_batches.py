@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from dramatiq import Message
 
 from producers.campaigns import tick
 from storage.errors import NotFound
@@ -29,6 +30,7 @@ from worker.campaigns import batches
 from worker.campaigns.batches import BatchOutcome, claim_batch, run_batch
 from worker.campaigns.progress import campaign_status
 from worker.channels import Outbound, PermanentSendError
+from worker.outbox import notify_outcomes
 
 DAY = timedelta(days=1)
 
@@ -161,8 +163,9 @@ def test_progress_is_recorded_per_recipient_as_each_one_is_queued_and_sent(
         ("pending", None),
     ]
     assert all(r.queued_at == T0 for r in rows[:3])
-    # And one delivery message per queued recipient is on the broker
-    assert len(stub_broker.queues["delivery"].queue) == 3
+    # And one delivery message, naming the three queued recipients' outbox rows, is on the broker
+    [message] = [Message.decode(m) for m in stub_broker.queues["delivery"].queue]
+    assert sorted(message.args[0]) == sorted(r.id for r in OutboxMessage.select())
 
 
 def test_a_campaign_with_no_contacts_is_completed(db, clock, make_list, make_campaign, run_due):
@@ -259,6 +262,33 @@ def test_a_failed_delivery_flows_back_and_does_not_stop_the_campaign(
     history = campaign_status(campaign.id)["batches"]
     assert [(b["sent"], b["failed"]) for b in history] == [(1, 1), (2, 0)]
     assert reload(campaign).status == "completed"
+
+
+def test_one_window_of_outcomes_for_two_campaigns_completes_only_the_finished_one(
+    db, clock, make_list, make_campaign, stub_broker
+):
+    # Given two campaigns whose first batches are queued: one takes its only contacts, the
+    # other leaves contacts pending for tomorrow
+    done_soon = make_campaign(make_list(2, name="small"), start_at=T0.isoformat())
+    more_to_come = make_campaign(
+        make_list(3, name="large"), daily_send_limit=2, start_at=T0.isoformat()
+    )
+    tick(clock.now())
+    run_batch(done_soon.id, 1)
+    run_batch(more_to_come.id, 1)
+    # When all four sends go out in one window, their outcomes recorded together
+    ids = [row.id for row in OutboxMessage.select().order_by(OutboxMessage.id)]
+    assert len(ids) == 4
+    outcomes = delivery.deliver_many(ids)
+    assert set(outcomes.values()) == {delivery.Outcome.SENT}
+    # Then each recipient has its own outcome, and only the campaign with nobody left completes
+    assert recipients_by_status(done_soon) == {"sent": 2}
+    assert recipients_by_status(more_to_come) == {"sent": 2, "pending": 1}
+    assert reload(done_soon).status == "completed"
+    assert reload(more_to_come).status == "running"
+    # And the same outcomes reported again change nothing
+    notify_outcomes(list(OutboxMessage.select()))
+    assert recipients_by_status(more_to_come) == {"sent": 2, "pending": 1}
 
 
 def test_an_unknown_outcome_is_recorded_as_failed_with_that_reason(

@@ -25,7 +25,7 @@ from aiosmtpd.controller import Controller
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from worker.actors.delivery import deliver_outbox_message
+from worker.actors.delivery import deliver_outbox_message, deliver_outbox_messages
 from worker.logging import configure_logging
 
 # Channel timeout for most tests: generous, so a busy machine never turns a send into a timeout.
@@ -171,10 +171,11 @@ def short_timeout(channel_env: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The delivery actor retries within milliseconds (its real backoff starts at 5 s)."""
-    monkeypatch.setitem(deliver_outbox_message.options, "min_backoff", 10)
-    monkeypatch.setitem(deliver_outbox_message.options, "max_backoff", 20)
-    monkeypatch.setitem(deliver_outbox_message.options, "max_retries", 3)
+    """The delivery actors retry within milliseconds (their real backoff starts at 5 s)."""
+    for actor in (deliver_outbox_message, deliver_outbox_messages):
+        monkeypatch.setitem(actor.options, "min_backoff", 10)
+        monkeypatch.setitem(actor.options, "max_backoff", 20)
+        monkeypatch.setitem(actor.options, "max_retries", 3)
 
 
 @pytest.fixture

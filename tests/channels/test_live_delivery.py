@@ -97,7 +97,7 @@ class CountProcessed(Middleware):
         self.lock = threading.Lock()
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        if message.actor_name == "deliver_outbox_message":
+        if message.actor_name in ("deliver_outbox_message", "deliver_outbox_messages"):
             with self.lock:
                 self.count += 1
 

@@ -9,7 +9,7 @@ import pytest
 
 from storage.models import OutboxMessage
 from tests.channels.conftest import log_lines
-from worker.actors.delivery import deliver_outbox_message
+from worker.actors.delivery import deliver_outbox_message, deliver_outbox_messages
 from worker.outbox import queue_message
 
 # Recipients for the log channel, as people write them.
@@ -31,7 +31,8 @@ JID = "33687654321@c.us"
 
 @pytest.fixture
 def no_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(deliver_outbox_message.options, "max_retries", 0)
+    for actor in (deliver_outbox_message, deliver_outbox_messages):
+        monkeypatch.setitem(actor.options, "max_retries", 0)
 
 
 def test_every_line_a_delivery_writes_is_masked(

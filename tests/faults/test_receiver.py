@@ -197,9 +197,11 @@ def test_a_misbehaving_webhook_receiver_gets_each_message_once_after_retries(
     # (the slow answer arrived after the client gave up: the receiver dropped it as a repeat)
     assert requests[rows[slow].idempotency_key] == 2
     assert set(webhook.repeated_keys()) <= {rows[slow].idempotency_key}
-    # And the retries waited as configured (the logged waits are Dramatiq's computed backoff)
+    # And the retries waited as configured (the logged waits are Dramatiq's computed backoff).
+    # The batch's sends are one delivery message, retried as long as a send in it waits: once
+    # for the closed port, then twice more for the second error answers
     delays = _retry_delays(worker)
-    assert len(delays) >= len(addresses) + 2 + 2 + 2 + 1 + 1
+    assert len(delays) >= 3
     assert all(RETRY_MIN_BACKOFF_MS <= d <= RETRY_MAX_BACKOFF_MS for d in delays)
     # And the two refused for good are failed with the receiver's reason, after one request each
     recipients = _recipients(campaign_id)

@@ -15,7 +15,11 @@ from storage.db import database
 from storage.errors import NotFound
 from storage.models import OutboxMessage
 from worker import delivery
-from worker.actors.delivery import deliver_outbox_message, outbox_delivery_exhausted
+from worker.actors.delivery import (
+    deliver_outbox_message,
+    deliver_outbox_messages,
+    outbox_delivery_exhausted,
+)
 from worker.channels import Outbound, PermanentSendError, TransientSendError
 from worker.delivery import Outcome, deliver
 from worker.logging import configure_logging
@@ -193,7 +197,7 @@ def test_a_died_send_on_a_deduplicating_channel_is_sent_again(db, clock, channel
 
 def test_outcome_handlers_see_the_final_row_in_the_same_transaction(db, clock, channel):
     seen: list[tuple[str, str]] = []
-    on_outcome("test-source")(lambda row: seen.append((row.idempotency_key, row.status)))
+    on_outcome("test-source")(lambda rows: seen.extend((r.idempotency_key, r.status) for r in rows))
     ok = queue_message("k-ok", "log", "+33612345678", "hello", source="test-source")
     deliver(ok.id)
     channel.error = PermanentSendError("refused")
@@ -217,9 +221,10 @@ def test_exhausted_retries_record_the_send_error_not_a_traceback_line(
     db, clock, channel, stub_broker, stub_worker, monkeypatch, log_stream
 ):
     # Given a channel whose answer spans several lines, and a delivery allowed one retry
-    monkeypatch.setitem(deliver_outbox_message.options, "max_retries", 1)
-    monkeypatch.setitem(deliver_outbox_message.options, "min_backoff", 10)
-    monkeypatch.setitem(deliver_outbox_message.options, "max_backoff", 20)
+    for actor in (deliver_outbox_message, deliver_outbox_messages):
+        monkeypatch.setitem(actor.options, "max_retries", 1)
+        monkeypatch.setitem(actor.options, "min_backoff", 10)
+        monkeypatch.setitem(actor.options, "max_backoff", 20)
     reason = 'webhook answered HTTP 503:\n{"error": "maintenance"}'
     channel.error = TransientSendError(reason, status_code=503)
     row = queue_message("k-exhausted-multiline", "log", "+33612345678", "hello")

@@ -76,19 +76,36 @@ def test_a_queued_row_is_written_and_returned_as_the_model_reads_it(db, clock):
 def test_the_claim_takes_a_queued_row_once_and_reads_it_back(db, clock):
     row = queue_message("k-claim", "log", "+33612345678", "hello")
     # When two claims are made for the same row
-    first = outbox_sql.claim_queued(row.id, clock.now(), ["log"])
-    second = outbox_sql.claim_queued(row.id, clock.now(), ["log"])
+    first = outbox_sql.claim_queued([row.id], clock.now(), ["log"])
+    second = outbox_sql.claim_queued([row.id], clock.now(), ["log"])
     # Then the first one has it, as stored, and the second gets nothing
-    assert first is not None and second is None
-    assert as_returned(first) == as_read_by_the_model(row.id)
-    assert (first.status, first.attempts, first.claimed_at) == ("sending", 1, clock.now())
+    assert list(first) == [row.id] and second == {}
+    claim = first[row.id]
+    assert as_returned(claim) == as_read_by_the_model(row.id)
+    assert (claim.status, claim.attempts, claim.claimed_at) == ("sending", 1, clock.now())
+
+
+def test_a_window_claims_only_its_queued_rows_on_working_channels(db, clock):
+    # Given queued rows, one already sent, one on a channel that cannot send
+    rows = [queue_message(f"k-window-{n}", "log", "+33612345678", "hello") for n in range(4)]
+    email = queue_message("k-window-email", "email", "jane.doe@example.com", "hello")
+    OutboxMessage.update(status="sent").where(OutboxMessage.id == rows[1].id).execute()
+    ids = [r.id for r in rows] + [email.id]
+    # When the window is claimed in one statement
+    claimed = outbox_sql.claim_queued(ids, clock.now(), ["log", "webhook"])
+    # Then it holds exactly the queued rows on a working channel, each as stored
+    assert sorted(claimed) == sorted([rows[0].id, rows[2].id, rows[3].id])
+    for outbox_id, claim in claimed.items():
+        assert as_returned(claim) == as_read_by_the_model(outbox_id)
+        assert (claim.status, claim.attempts) == ("sending", 1)
+    assert OutboxMessage.get_by_id(email.id).status == "queued"
 
 
 def test_the_claim_leaves_a_row_on_a_channel_that_cannot_send(db, clock):
     row = queue_message("k-email", "email", "jane.doe@example.com", "hello")
     # When the claim is made for the working channels only, and email is not one of them
-    assert outbox_sql.claim_queued(row.id, clock.now(), ["log", "webhook"]) is None
-    assert outbox_sql.claim_queued(row.id, clock.now(), []) is None
+    assert outbox_sql.claim_queued([row.id], clock.now(), ["log", "webhook"]) == {}
+    assert outbox_sql.claim_queued([row.id], clock.now(), []) == {}
     # Then the row is untouched
     assert (OutboxMessage.get_by_id(row.id).status, OutboxMessage.get_by_id(row.id).attempts) == (
         "queued",
@@ -98,24 +115,66 @@ def test_the_claim_leaves_a_row_on_a_channel_that_cannot_send(db, clock):
 
 def test_the_outcome_is_recorded_only_for_the_claim_that_holds_the_row(db, clock):
     row = queue_message("k-finish", "log", "+33612345678", "hello")
-    claim = outbox_sql.claim_queued(row.id, clock.now(), ["log"])
-    assert claim is not None
-    values = {"status": "sent", "finished_at": clock.now(), "provider_message_id": "p-1"}
+    claim = outbox_sql.claim_queued([row.id], clock.now(), ["log"])[row.id]
+    sent = outbox_sql.ClaimOutcome(row.id, claim.attempts, "sent", provider_message_id="p-1")
+    stale = outbox_sql.ClaimOutcome(row.id, claim.attempts - 1, "sent", provider_message_id="p-0")
     # A stale claim (an earlier attempt) changes nothing
-    assert outbox_sql.finish_claimed(row.id, claim.attempts - 1, values, returning=True) == (
-        False,
-        None,
-    )
+    assert outbox_sql.finish_claimed([stale], clock.now(), returning=True) == []
     # The current claim records the outcome and reads the final row back
-    done, final = outbox_sql.finish_claimed(row.id, claim.attempts, values, returning=True)
-    assert done and final is not None
+    (final,) = outbox_sql.finish_claimed([sent], clock.now(), returning=True)
     assert as_returned(final) == as_read_by_the_model(row.id)
-    assert (final.status, final.provider_message_id) == ("sent", "p-1")
-    # And a second report of the same outcome finds the row no longer sending
-    assert outbox_sql.finish_claimed(row.id, claim.attempts, values, returning=False) == (
-        False,
-        None,
+    assert (final.status, final.provider_message_id, final.finished_at) == (
+        "sent",
+        "p-1",
+        clock.now(),
     )
+    # And a second report of the same outcome finds the row no longer sending
+    assert outbox_sql.finish_claimed([sent], clock.now(), returning=True) == []
+
+
+def test_a_window_s_outcomes_are_recorded_row_by_row_in_one_statement(db, clock):
+    # Given a window of three claimed rows
+    rows = [queue_message(f"k-outcomes-{n}", "log", "+33612345678", "hello") for n in range(3)]
+    claimed = outbox_sql.claim_queued([r.id for r in rows], clock.now(), ["log"])
+    a, b, c = (claimed[r.id] for r in rows)
+    # When one was sent, one refused and one is unknown
+    outcomes = [
+        outbox_sql.ClaimOutcome(a.id, a.attempts, "sent", provider_message_id="p-a"),
+        outbox_sql.ClaimOutcome(b.id, b.attempts, "failed", error="refused"),
+        outbox_sql.ClaimOutcome(c.id, c.attempts, "unknown", error="no answer"),
+    ]
+    finished = outbox_sql.finish_claimed(outcomes, clock.now(), returning=True)
+    # Then each row holds its own outcome, as the model reads it
+    assert sorted(r.id for r in finished) == sorted([a.id, b.id, c.id])
+    for row in finished:
+        assert as_returned(row) == as_read_by_the_model(row.id)
+    stored = {r.id: OutboxMessage.get_by_id(r.id) for r in rows}
+    assert (stored[a.id].status, stored[a.id].provider_message_id) == ("sent", "p-a")
+    assert (stored[b.id].status, stored[b.id].last_error) == ("failed", "refused")
+    assert (stored[c.id].status, stored[c.id].last_error) == ("unknown", "no answer")
+
+
+def test_claims_given_back_are_queued_again_keeping_their_last_error(db, clock):
+    rows = [queue_message(f"k-back-{n}", "log", "+33612345678", "hello") for n in range(3)]
+    OutboxMessage.update(last_error="earlier").where(OutboxMessage.id == rows[1].id).execute()
+    claimed = outbox_sql.claim_queued([r.id for r in rows], clock.now(), ["log"])
+    clock.advance(timedelta(seconds=5))
+    # When one claim goes back with an error, one without, and one with a stale attempt
+    back = [
+        (rows[0].id, claimed[rows[0].id].attempts, "HTTP 503"),
+        (rows[1].id, claimed[rows[1].id].attempts, None),
+        (rows[2].id, claimed[rows[2].id].attempts - 1, None),
+    ]
+    assert outbox_sql.requeue_claimed(back, clock.now()) == 2
+    # Then the two held claims are queued again (the error kept when none is given)
+    first, second, third = (OutboxMessage.get_by_id(r.id) for r in rows)
+    assert (first.status, first.last_error, first.enqueued_at) == (
+        "queued",
+        "HTTP 503",
+        clock.now(),
+    )
+    assert (second.status, second.last_error) == ("queued", "earlier")
+    assert third.status == "sending"
 
 
 def test_concurrent_deliveries_of_many_rows_send_each_row_once(db, clock, channel):
@@ -149,8 +208,7 @@ def test_concurrent_deliveries_of_many_rows_send_each_row_once(db, clock, channe
 def test_a_row_queued_again_by_a_transient_error_is_claimed_by_the_next_attempt(db, clock, channel):
     # Given a row whose first send failed for a while and went back to queued
     row = queue_message("k-again", "log", "+33612345678", "hello")
-    claim = outbox_sql.claim_queued(row.id, clock.now(), ["log"])
-    assert claim is not None
+    assert row.id in outbox_sql.claim_queued([row.id], clock.now(), ["log"])
     OutboxMessage.update(status="queued").where(OutboxMessage.id == row.id).execute()
     clock.advance(timedelta(seconds=30))
     # When the retry delivers it

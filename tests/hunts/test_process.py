@@ -20,6 +20,7 @@ def contacted_ads(hunt_id: int) -> list[int]:
 
 
 def delivery_args(broker) -> list[list]:
+    """The arguments of each delivery message on the broker: a list of outbox ids each."""
     import json
 
     return [json.loads(m)["args"] for m in broker.queues["delivery"].queue]
@@ -52,8 +53,9 @@ def test_matching_ads_become_leads_contacted_ads_and_outbox_messages(
     assert first.recipient == "+33600000001"
     assert first.body == "Bonjour Owner 1, votre Renault Clio 1 à 8000 € m'intéresse."
     # Only outbox ids are on the broker, never a phone number or a name
+    # (each contact's delivery is enqueued as its claim commits: a group of one)
     assert delivery_args(stub_broker) == [
-        [m.id] for m in OutboxMessage.select().order_by(OutboxMessage.id)
+        [[m.id]] for m in OutboxMessage.select().order_by(OutboxMessage.id)
     ]
     # And the scan time is recorded
     assert Hunt.get_by_id(hunt.id).last_scan_at == clock.now()

@@ -23,7 +23,8 @@ def test_one_relay_fire_enqueues_again_every_lost_row_however_many(
     counts = jobs.outbox_relay(clock.now())
     # Then every lost row is enqueued again, once
     assert counts == {"requeued": 25, "unknown": 0, "resent": 0}
-    queued = [Message.decode(m).args[0] for m in stub_broker.queues["delivery"].queue]
+    messages = [Message.decode(m) for m in stub_broker.queues["delivery"].queue]
+    queued = [outbox_id for message in messages for outbox_id in message.args[0]]
     assert sorted(queued) == sorted(row.id for row in OutboxMessage.select())
     # And the next fire finds nothing left to repair
     assert jobs.outbox_relay(clock.now())["requeued"] == 0

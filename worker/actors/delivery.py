@@ -16,10 +16,34 @@ DELIVERY_MAX_RETRIES = 8
 DELIVERY_MIN_BACKOFF_MS = 5_000
 # ...and never more than 5 min apart, well inside the relay's 15 min window.
 DELIVERY_MAX_BACKOFF_MS = 300_000
-# A send has a network timeout of its own; this only stops a hung thread.
-DELIVERY_TIME_LIMIT_MS = 120_000
+# A send has a network timeout of its own, and a group hands what is left over to a new message
+# after worker.delivery.GROUP_SECONDS; this only stops a hung thread.
+DELIVERY_TIME_LIMIT_MS = 180_000
 
 
+@dramatiq.actor(
+    queue_name="delivery",
+    max_retries=DELIVERY_MAX_RETRIES,
+    min_backoff=DELIVERY_MIN_BACKOFF_MS,
+    max_backoff=DELIVERY_MAX_BACKOFF_MS,
+    time_limit=DELIVERY_TIME_LIMIT_MS,
+    throws=(OutreachError,),
+    on_retry_exhausted="outbox_deliveries_exhausted",
+)
+def deliver_outbox_messages(outbox_ids: list[int]) -> None:
+    """A group of outbox rows (as queued together); what a retry finds done it skips."""
+    delivery.deliver_many([int(outbox_id) for outbox_id in outbox_ids])
+
+
+@dramatiq.actor(queue_name="delivery", max_retries=DELIVERY_MAX_RETRIES)
+def outbox_deliveries_exhausted(message: dict[str, Any], info: dict[str, Any]) -> None:
+    """Retries ran out: the group's rows not sent yet are recorded as failed."""
+    for outbox_id in message["args"][0]:
+        delivery.mark_exhausted(int(outbox_id), exhausted_reason(int(outbox_id), message))
+
+
+# One row per message: how deliveries were enqueued before groups (a dead-lettered one may be
+# requeued), and still a way to push one row by hand.
 @dramatiq.actor(
     queue_name="delivery",
     max_retries=DELIVERY_MAX_RETRIES,

@@ -10,12 +10,14 @@ one sees the other committed and completes the campaign.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 
-from peewee import SQL, fn
+from peewee import fn
 
 from storage import clock
-from storage.db import write_transaction
+from storage.db import database, write_transaction
 from storage.models.campaigns import (
     COMPLETED,
     OUTSTANDING,
@@ -111,40 +113,70 @@ def complete_settled_campaigns(limit: int = 1000) -> int:
     return completed
 
 
-@on_outcome("campaign")
-def record_delivery_outcome(message: OutboxMessage) -> None:
-    """One statement in the usual case: the recipient's result, and whether any is pending."""
-    ids = parse_key(message.idempotency_key)
-    if ids is None:
-        log.warning("campaign.outcome_unknown_key", outbox_id=message.id)
-        return
-    campaign_id, contact_id = ids
-    now = clock.now()
+def _recipient_result(message: OutboxMessage) -> tuple[str, str | None]:
+    """The recipient's status and error for a campaign message's final outbox status."""
     if message.status == OUTBOX_SENT:
-        status, error = SENT, None
-    elif message.status == OUTBOX_FAILED:
-        status, error = RECIPIENT_FAILED, message.last_error or "failed"
-    else:
-        status = RECIPIENT_FAILED
-        error = f"outcome unknown: {message.last_error or 'the send was interrupted'}"
-    pending = CampaignRecipient.select(SQL("1")).where(
-        (CampaignRecipient.campaign == campaign_id) & (CampaignRecipient.status == PENDING)
+        return SENT, None
+    if message.status == OUTBOX_FAILED:
+        return RECIPIENT_FAILED, message.last_error or "failed"
+    return RECIPIENT_FAILED, f"outcome unknown: {message.last_error or 'the send was interrupted'}"
+
+
+_RECIPIENT = CampaignRecipient._meta.table_name
+_CAMPAIGN_ID = CampaignRecipient.campaign.column_name
+_CONTACT_ID = CampaignRecipient.contact.column_name
+
+
+@lru_cache(maxsize=64)
+def _record_sql(param: str, rows: int) -> str:
+    """The recipients' results, row by row, in one statement; each updated row says whether its
+    campaign still has a pending recipient (SQLite 3.33+ and PostgreSQL read it the same way)."""
+    value_row = (
+        f"(CAST({param} AS BIGINT), CAST({param} AS BIGINT), "
+        f"CAST({param} AS TEXT), CAST({param} AS TEXT))"
     )
-    recorded = list(
-        CampaignRecipient.update(status=status, error=error, finished_at=now)
-        .where(
-            (CampaignRecipient.campaign == campaign_id)
-            & (CampaignRecipient.contact == contact_id)
-            & (CampaignRecipient.status == QUEUED)
-        )
-        .returning(fn.EXISTS(pending))
-        .tuples()
-        .execute()
+    table = f'"{_RECIPIENT}"'
+    return (
+        f'UPDATE {table} SET "status" = v.column3, "error" = v.column4, "finished_at" = {param} '
+        f"FROM (VALUES {', '.join([value_row] * rows)}) AS v "
+        f'WHERE {table}."{_CAMPAIGN_ID}" = v.column1 AND {table}."{_CONTACT_ID}" = v.column2 '
+        f'AND {table}."status" = {param} '
+        f'RETURNING {table}."{_CAMPAIGN_ID}", EXISTS (SELECT 1 FROM {table} AS p '
+        f'WHERE p."{_CAMPAIGN_ID}" = {table}."{_CAMPAIGN_ID}" AND p."status" = {param})'
     )
-    if not recorded:
-        return  # already recorded (an outcome reported twice changes nothing)
-    if recorded[0][0]:
-        return  # recipients still wait for a batch: the campaign cannot be complete yet
-    # Possibly the last one: under the campaign's lock, every other outcome is committed or waits.
-    lock_campaign(campaign_id, now)
-    complete_if_done(campaign_id, now)
+
+
+@on_outcome("campaign")
+def record_delivery_outcomes(messages: Sequence[OutboxMessage]) -> None:
+    """One statement in the usual case: the recipients' results, and whether any is pending.
+
+    Conditional on `queued`, so an outcome reported twice changes nothing. A campaign left with
+    no pending recipient may be complete: that is checked under its lock, campaigns in id order
+    (so two transactions never wait on each other's campaigns in a cycle).
+    """
+    values: list[object] = []
+    rows = 0
+    for message in messages:
+        ids = parse_key(message.idempotency_key)
+        if ids is None:
+            log.warning("campaign.outcome_unknown_key", outbox_id=message.id)
+            continue
+        values += [*ids, *_recipient_result(message)]
+        rows += 1
+    if not rows:
+        return
+    now = clock.now()
+    param = database.obj.param
+    params = [
+        CampaignRecipient.finished_at.db_value(now),
+        *values,
+        QUEUED,
+        PENDING,
+    ]
+    recorded = database.execute_sql(_record_sql(param, rows), params).fetchall()
+    # Recipients still wait for a batch: those campaigns cannot be complete yet.
+    maybe_done = {campaign_id for campaign_id, pending in recorded if not pending}
+    for campaign_id in sorted(maybe_done):
+        # Possibly the last one: under the lock, every other outcome is committed or waits.
+        lock_campaign(campaign_id, now)
+        complete_if_done(campaign_id, now)

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from storage import clock
 from storage.models.hunts import (
     CONTACT_FAILED,
@@ -32,6 +34,11 @@ _CONTACT_STATUS = {SENT: CONTACT_SENT, FAILED: CONTACT_FAILED, UNKNOWN: CONTACT_
 
 
 @on_outcome(SOURCE)
+def record_hunt_outcomes(messages: Sequence[OutboxMessage]) -> None:
+    for message in messages:
+        record_hunt_outcome(message)
+
+
 def record_hunt_outcome(message: OutboxMessage) -> None:
     contact = ContactedAd.get_or_none(ContactedAd.outbox_message == message.id)
     if contact is None:

@@ -1,12 +1,12 @@
-"""The outbox's per-message statements as SQL text, built once per database.
+"""The outbox's statements as SQL text, built once per database and shape.
 
-Every message goes through these: its claim in the outbox, its claim for sending, and its
-outcome. Profiling a worker showed peewee spending more CPU turning these queries into SQL than
-the database spent running them, so they are written out here from the model's own table and
-column names, and their values go through the fields' own converters, exactly as peewee would
-send them. Each is one statement: atomic on its own, so none needs a transaction of its own.
-Both backends read the same text (SQLite 3.35+ has RETURNING); only the placeholder differs.
-"""
+Every send goes through these: its claim in the outbox, its claim for sending, and its outcome.
+Profiling a worker showed peewee spending more CPU turning these queries into SQL than the
+database spent running them, so they are written out here from the model's own table and column
+names, and their values go through the fields' own converters, exactly as peewee would send
+them. Each is one statement, atomic on its own; the claims for sending and the outcomes take a
+whole window of rows at once (see worker.delivery). Both backends read the same text (SQLite
+3.35+ has RETURNING, 3.33+ UPDATE ... FROM); only the placeholder differs."""
 
 from __future__ import annotations
 

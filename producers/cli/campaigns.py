@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from producers.cli.context import (
+    EXIT_ROWS_REJECTED,
     ID,
     boot,
     check_text,
@@ -22,9 +23,6 @@ from producers.cli.context import (
     print_table,
 )
 from storage.errors import InvalidInput
-
-# Exit status of an import that skipped bad rows (the good ones are in).
-EXIT_ROWS_REJECTED = 1
 
 
 def _read_json(path: Path) -> Any:

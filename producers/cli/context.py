@@ -17,6 +17,8 @@ console = Console()
 # The largest integer both databases store (SQLite INTEGER, PostgreSQL bigint): a bigger number
 # names no row, and SQLite's driver raises on it instead of finding nothing.
 MAX_INTEGER = 2**63 - 1
+# Exit status of an import that skipped bad rows (the good ones are in).
+EXIT_ROWS_REJECTED = 1
 
 
 class IdType(click.types.IntParamType):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from producers.cli.context import (
+    EXIT_ROWS_REJECTED,
     ID,
     boot,
     check_text,
@@ -162,7 +164,10 @@ def ads() -> None:
 @click.option("--strict", is_flag=True, help="Import nothing if any line is invalid.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def import_ads(file: Path, strict: bool, as_json: bool) -> None:
-    """Upsert ads from a JSON Lines file; invalid lines are reported by number and skipped."""
+    """Upsert ads from a JSON Lines file; invalid lines are reported by number and skipped.
+
+    Exit status 1 when some lines were skipped.
+    """
     boot()
     from storage.db import database
     from worker.hunts.importing import import_file
@@ -171,13 +176,16 @@ def import_ads(file: Path, strict: bool, as_json: bool) -> None:
         report = import_file(file, strict=strict)
     if as_json:
         print_json(report.as_dict())
-        return
-    for line in report.errors:
-        click.echo(line, err=True)
-    hidden = report.invalid - len(report.errors)
-    if hidden:
-        click.echo(f"... and {hidden} more invalid lines", err=True)
-    click.echo(f"{report.written} ads imported, {report.invalid} invalid lines skipped")
+    else:
+        for line in report.errors:
+            click.echo(line, err=True)
+        hidden = report.invalid - len(report.errors)
+        if hidden:
+            click.echo(f"... and {hidden} more invalid lines", err=True)
+        click.echo(f"{report.written} ads imported, {report.invalid} invalid lines skipped")
+    if report.invalid:
+        # As `contacts import`: a script sees that some lines were left out.
+        sys.exit(EXIT_ROWS_REJECTED)
 
 
 def register(group: click.Group) -> None:

@@ -57,7 +57,9 @@ def test_import_reports_invalid_lines_on_stderr(db, clock, tmp_path):
     ads = tmp_path / "ads.jsonl"
     ads.write_text(json.dumps(ad_json(1)) + "\n{broken\n")
     result = invoke("ads", "import", str(ads))
-    assert result.exit_code == 0
+    # The good line is in; the exit status says one was left out
+    assert result.exit_code == 1
+    assert Ad.select().count() == 1
     assert "line 2: not valid JSON" in result.stderr
     assert "1 ads imported, 1 invalid lines skipped" in result.stdout
     # Strict: nothing imported, one line of error, exit status 2
@@ -66,6 +68,10 @@ def test_import_reports_invalid_lines_on_stderr(db, clock, tmp_path):
     assert strict.exit_code == 2
     assert strict.stderr.startswith("error: 1 invalid line(s), nothing imported")
     assert Ad.select().count() == 0
+    # And --json reports the same, with the same exit status
+    as_json = invoke("ads", "import", str(ads), "--json")
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["invalid"] == 1
 
 
 def test_bad_input_is_one_line_and_exit_2(db, clock, owner, tmp_path):

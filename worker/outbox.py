@@ -26,6 +26,10 @@ log = get_logger("outreach.outbox")
 
 # Longest key the table takes; keys are built from ids, so this is generous.
 MAX_KEY_LENGTH = 255
+# Longest recipient the table takes (an email address can be 320 characters).
+MAX_RECIPIENT_LENGTH = 320
+# Longest body: WhatsApp's limit for a text message, and far above any template here.
+MAX_BODY_LENGTH = 65_536
 
 # Outbox ids per delivery message: one message (and one claim per window, see
 # worker.delivery) for many sends, where a message per send would cost more than the send.
@@ -90,8 +94,12 @@ def _validate(key: str, channel: str, recipient: str, body: str) -> None:
     validate_channel(channel)
     if not recipient or not recipient.strip():
         raise InvalidInput("recipient is empty")
+    if len(recipient.strip()) > MAX_RECIPIENT_LENGTH:
+        raise InvalidInput(f"recipient is longer than {MAX_RECIPIENT_LENGTH} characters")
     if not body or not body.strip():
         raise InvalidInput("message body is empty")
+    if len(body) > MAX_BODY_LENGTH:
+        raise InvalidInput(f"message body is longer than {MAX_BODY_LENGTH} characters")
 
 
 def queue_message(

@@ -396,6 +396,12 @@ CASES: dict[str, Case] = {
         f"{CREATE} --name x --template", "x" * LONG_LINE_BYTES, fragment="4096"
     ),
     "outbox-key-long": case(f"{SEND} --body b --key", "k" * 300, fragment="1 to 255"),
+    "outbox-body-long": case(
+        "outbox send --channel log --to x --key k --body", "b" * 70_000, fragment="65536"
+    ),
+    "outbox-to-long": case(
+        "outbox send --channel email --key k --body b --to", "a" * 400, fragment="320"
+    ),
     "resolve-reason-long": case(
         "outbox resolve <unknown_row> --mark-sent --reason",
         "x" * LONG_LINE_BYTES,

@@ -94,6 +94,8 @@ def test_same_key_from_many_threads_is_claimed_once(db, clock, stub_broker):
         ("k", "sms", "+336", "hi", "unknown channel"),
         ("k", "log", "  ", "hi", "recipient is empty"),
         ("k", "log", "+336", " ", "body is empty"),
+        ("k", "log", "+336", "b" * 65_537, "body is longer than 65536"),
+        ("k", "email", "a" * 321, "hi", "recipient is longer than 320"),
     ],
 )
 def test_bad_input_is_refused_and_writes_nothing(

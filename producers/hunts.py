@@ -17,13 +17,15 @@ from storage.errors import InvalidState, NotFound
 from storage.models.accounts import Account
 from storage.models.hunts import ACTIVE, Hunt, HuntRun
 from storage.settings import get_settings
-from worker.hunts.pacing import local_day
+from worker.hunts.pacing import forget_before, local_day
 from worker.logging import get_logger
 
 log = get_logger("outreach.hunts.sweep")
 
 # Hunts read and claimed per query (keyset pages).
 SWEEP_PAGE_SIZE = 500
+# Pacing counters kept this long after their day (any time zone's day is over by then).
+PACING_KEPT = timedelta(days=7)
 
 
 def _send(hunt_id: int, run_id: int | None = None) -> str:
@@ -109,6 +111,8 @@ def sweep(fire_time: datetime) -> dict[str, Any]:
             counts["enqueued"] += len(new)
             counts["requeued"] += len(lost)
             counts["already_claimed"] += already - len(lost)
+        # Old days' counters are history nobody reads: the daily sweep keeps the table small.
+        counts["pacing_rows_deleted"] = forget_before(fire_time.date() - PACING_KEPT)
     result: dict[str, Any] = {"fire_time": fire_time.isoformat(), **counts}
     log.info("hunts.sweep", **result)
     return result

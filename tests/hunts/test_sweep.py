@@ -10,8 +10,9 @@ import pytest
 
 from producers.hunts import enqueue_hunt, sweep
 from storage.errors import InvalidState, NotFound
-from storage.models import Account, Hunt, HuntRun, OutboxMessage, User
+from storage.models import Account, Hunt, HuntPacing, HuntRun, OutboxMessage, User
 from tests.hunts.conftest import at_paris, definition
+from worker.hunts import pacing
 from worker.hunts.definition import create_hunt
 
 
@@ -117,3 +118,20 @@ def test_enqueue_hunt_refuses_unknown_and_inactive_hunts(db, clock, stub_broker,
     with pytest.raises(InvalidState, match="paused"):
         enqueue_hunt(paused.id)
     assert hunt_messages(stub_broker) == []
+
+
+def test_the_sweep_forgets_pacing_counters_older_than_a_week(db, clock, stub_broker, make_hunt):
+    # Given a hunt's pacing counters for today, six days ago and eight days ago
+    hunt = make_hunt()
+    today = clock.now().date()
+    for age in (0, 6, 8):
+        pacing.ensure_rows(hunt.id, today - timedelta(days=age), ["log"])
+    # When the daily sweep fires
+    result = sweep(clock.now())
+    # Then only the counters of more than a week ago are gone
+    assert result["pacing_rows_deleted"] == 2  # the day's row for all channels, and for `log`
+    days = sorted({row.day for row in HuntPacing.select()})
+    assert days == [today - timedelta(days=6), today]
+    # And a failed send's slot given back for that forgotten day changes nothing
+    pacing.release(hunt.id, "log", today - timedelta(days=8))
+    assert HuntPacing.select().where(HuntPacing.day < today - timedelta(days=7)).count() == 0

@@ -135,3 +135,14 @@ def today(hunt_id: int) -> tuple[date, dict[str, int]]:
 def today_count(hunt_id: int) -> int:
     """How many contacts the hunt made today, in its account's time zone."""
     return today(hunt_id)[1][ALL_CHANNELS]
+
+
+def forget_before(day: date) -> int:
+    """Delete the counters of days before `day`; returns how many rows went.
+
+    A limit only ever looks at the account's current day, and a late outcome for an older day
+    (a failed send's slot given back) finds no row and changes nothing, which is right: that
+    day is over.
+    """
+    with writing():
+        return int(HuntPacing.delete().where(HuntPacing.day < day).execute())

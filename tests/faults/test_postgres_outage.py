@@ -16,9 +16,6 @@ from datetime import timedelta
 
 import pytest
 
-from producers.campaigns import tick
-from producers.engagement import run_daily
-from storage import clock
 from storage.db import database
 from storage.models import Campaign
 from storage.models.engagement import GOODBYE_SENT
@@ -26,6 +23,7 @@ from tests.conftest import T0, redis_client
 from tests.faults.harness import Figures, dead_letters, run_cli, wait_for, wait_for_log
 from tests.faults.workload import (
     audit,
+    deliveries,
     engagement_states,
     make_campaign,
     make_inactive_users,
@@ -35,8 +33,9 @@ from tests.faults.workload import (
     run_finished,
     schedules_file,
     settled,
+    start_the_day,
+    wait_for_deliveries,
 )
-from tests.processes import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.process]
 
@@ -85,20 +84,13 @@ def test_postgres_unreachable_mid_run_retries_then_loses_and_doubles_nothing(
     worker = processes.worker(env, threads=THREADS)
     scheduler = processes.scheduler(env)
     wait_for_log(scheduler, "scheduler.started")
-    with database.connection_context():
-        tick(clock.now())
-        run_id = run_daily(clock.now())["run_id"]
-    wait_until(
-        lambda: len(webhook.delivered_keys()) + len(mailbox.delivered_keys()) >= CUT_AT,
-        timeout=120,
-        interval=0.02,
-        what=f"{CUT_AT} deliveries",
-    )
+    run_id = start_the_day()
+    wait_for_deliveries(webhook, mailbox, CUT_AT)
     # When PostgreSQL becomes unreachable for 12 seconds in the middle of the run
     pg_proxy.cut()
-    during_outage = len(webhook.delivered_keys()) + len(mailbox.delivered_keys())
+    during_outage = deliveries(webhook, mailbox)
     time.sleep(OUTAGE_SECONDS)
-    after_outage = len(webhook.delivered_keys()) + len(mailbox.delivered_keys())
+    after_outage = deliveries(webhook, mailbox)
     pg_proxy.restore()
     # Then the work resumes by itself and finishes
     wait_for(

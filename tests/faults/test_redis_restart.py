@@ -15,9 +15,6 @@ from datetime import timedelta
 
 import pytest
 
-from producers.campaigns import tick
-from producers.engagement import run_daily
-from storage import clock
 from storage.db import database
 from storage.models import CampaignBatch
 from storage.models.engagement import GOODBYE_SENT
@@ -33,6 +30,8 @@ from tests.faults.workload import (
     recipient_statuses,
     schedules_file,
     settled,
+    start_the_day,
+    wait_for_deliveries,
 )
 from tests.processes import wait_until
 
@@ -84,15 +83,8 @@ def test_a_redis_restart_mid_run_loses_nothing_and_sends_nothing_twice(
     scheduler = processes.scheduler(env)
     wait_for_log(scheduler, "scheduler.started")
     # And the day's campaign batch and engagement run under way
-    with database.connection_context():
-        tick(clock.now())
-        first_run = run_daily(clock.now())["run_id"]
-    wait_until(
-        lambda: len(webhook.delivered_keys()) + len(mailbox.delivered_keys()) >= RESTART_AT,
-        timeout=120,
-        interval=0.02,
-        what=f"{RESTART_AT} deliveries",
-    )
+    first_run = start_the_day()
+    wait_for_deliveries(webhook, mailbox, RESTART_AT)
     # When Redis shuts down, the scheduler's next fire comes while it is away...
     private_redis.stop()
     file_clock.set(T0 + timedelta(minutes=1))

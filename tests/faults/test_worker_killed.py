@@ -14,9 +14,6 @@ from datetime import timedelta
 
 import pytest
 
-from producers.campaigns import tick
-from producers.engagement import run_daily
-from storage import clock
 from storage.db import database
 from storage.models import Campaign, CampaignBatch
 from storage.models.engagement import GOODBYE_SENT
@@ -32,7 +29,9 @@ from tests.faults.workload import (
     recipient_statuses,
     run_finished,
     schedules_file,
+    start_the_day,
     unsettled_rows,
+    wait_for_deliveries,
 )
 from tests.processes import wait_until
 
@@ -83,22 +82,11 @@ def test_workers_killed_mid_run_leave_one_outcome_per_recipient_and_no_double_se
     worker = processes.worker(worker_env, threads=THREADS)
     scheduler = processes.scheduler(env)
     # When the campaign's batch and the engagement run are enqueued
-    with database.connection_context():
-        tick(clock.now())
-        run_id = run_daily(clock.now())["run_id"]
-
-    def deliveries() -> int:
-        return len(webhook.delivered_keys()) + len(mailbox.delivered_keys())
-
+    run_id = start_the_day()
     # And the worker is SIGKILLed three times while messages are in flight, a new one started
     # at once each time
     for threshold in KILL_AT:
-        wait_until(
-            lambda threshold=threshold: deliveries() >= threshold,
-            timeout=120,
-            interval=0.02,
-            what=f"{threshold} deliveries before a kill",
-        )
+        wait_for_deliveries(webhook, mailbox, threshold)
         processes.kill(worker)
         worker = processes.worker(worker_env, threads=THREADS)
     # And the fresh worker works until the broker holds nothing more (the killed workers'

@@ -27,6 +27,7 @@ from storage.models import (
 )
 from storage.models.engagement import ACTIVE
 from tests.faults.harness import MailReceiver, WebhookReceiver, broker_backlog, iter_chunks
+from tests.processes import wait_until
 from worker.campaigns.create import CampaignSpec, create_campaign
 
 RELAY_JOB = "producers.scheduler.jobs.outbox_relay"
@@ -238,3 +239,31 @@ def settled(client: redis.Redis, namespace: str, *extra: tuple[str, bool]) -> st
         missing.append(f"{unsettled} outbox rows queued or sending")
     missing += [description for description, done in extra if not done]
     return "; ".join(missing)
+
+
+def start_the_day() -> int:
+    """What the scheduler fires in the morning: the campaign tick and the engagement run.
+    Returns the run's id."""
+    from producers.campaigns import tick
+    from producers.engagement import run_daily
+
+    with database.connection_context():
+        tick(clock.now())
+        return int(run_daily(clock.now())["run_id"])
+
+
+def deliveries(webhook: WebhookReceiver, mailbox: MailReceiver) -> int:
+    """Messages the two receivers have taken, each key counted once."""
+    return len(webhook.delivered_keys()) + len(mailbox.delivered_keys())
+
+
+def wait_for_deliveries(
+    webhook: WebhookReceiver, mailbox: MailReceiver, count: int, timeout: float = 120
+) -> None:
+    """Until the receivers have taken `count` messages: the moment to break something."""
+    wait_until(
+        lambda: deliveries(webhook, mailbox) >= count,
+        timeout=timeout,
+        interval=0.02,
+        what=f"{count} deliveries",
+    )

@@ -63,31 +63,34 @@ class GoodbyeReading:
 
 
 # A user without a profile reads as the profile's defaults: individual, fallback locale.
-_READ_FIELDS = (
-    EngagementState.state,
-    EngagementState.version,
-    EngagementState.last_activity_at,
-    User.name,
-    User.phone,
-    User.email,
-    UserProfile.preferred_destination,
-    UserProfile.whatsapp_jid,
-    UserProfile.group_jid,
-    UserProfile.locale,
-    UserProfile.reengagement_opt_out,
-)
-_READ_JOINS = (
-    (EngagementState.user, User.id, False),
-    (EngagementState.user, UserProfile.user, True),
+_READ = sql.SelectOne(
+    (
+        EngagementState.state,
+        EngagementState.version,
+        EngagementState.last_activity_at,
+        User.name,
+        User.phone,
+        User.email,
+        UserProfile.preferred_destination,
+        UserProfile.whatsapp_jid,
+        UserProfile.group_jid,
+        UserProfile.locale,
+        UserProfile.reengagement_opt_out,
+    ),
+    key=EngagementState.user,
+    joins=(
+        (EngagementState.user, User.id, False),
+        (EngagementState.user, UserProfile.user, True),
+    ),
 )
 
 
 def read_for_goodbye(user_id: int) -> GoodbyeReading | None:
-    values = sql.select_one(_READ_FIELDS, EngagementState.user, user_id, _READ_JOINS)
+    values = _READ.fetch(user_id)
     if values is None:
         return None
     (state, version, last_activity_at, name, phone, email, destination, jid, group, locale, out) = (
-        values.values()
+        values
     )
     return GoodbyeReading(
         user_id=user_id,
@@ -160,17 +163,17 @@ def _no_longer_due(run_id: int, user_id: int, check: Check) -> str:
 
 def _move(run_id: int, user_id: int, check: Check, now: datetime) -> str:
     """A check that sends nothing: one conditional update, on the state and due time the sweep
-    found, is the whole re-read (no query before it)."""
+    found, is the whole re-read (no query before it). The outcome is written with it, so on
+    PostgreSQL the user is one statement."""
     try:
-        with write_transaction():
-            transition_state(
-                user_id,
-                check.name,
-                run_id=run_id,
-                from_state=check.state,
-                due=check.due_bound(now, Thresholds.from_settings()),
-            )
-            runs.record_outcome(run_id, user_id, check.name, SUCCEEDED)
+        transition_state(
+            user_id,
+            check.name,
+            run_id=run_id,
+            from_state=check.state,
+            due=check.due_bound(now, Thresholds.from_settings()),
+            also_write=[runs.outcome_row(run_id, user_id, check.name, SUCCEEDED)],
+        )
     except StateChanged:
         return _no_longer_due(run_id, user_id, check)
     return SUCCEEDED
@@ -188,9 +191,14 @@ def _say_goodbye(run_id: int, user_id: int, check: Check, now: datetime) -> str:
         return _skip(run_id, user_id, check, OPTED_OUT)
     try:
         with write_transaction():
-            transition_state(user_id, check.name, run_id=run_id, current=reading)
+            transition_state(
+                user_id,
+                check.name,
+                run_id=run_id,
+                current=reading,
+                also_write=[runs.outcome_row(run_id, user_id, check.name, SUCCEEDED)],
+            )
             queue_goodbye(reading, now)
-            runs.record_outcome(run_id, user_id, check.name, SUCCEEDED)
     except StateChanged as exc:
         # Another delivery of this message, another run, or the user themself got there first.
         return _skip(run_id, user_id, check, str(exc))

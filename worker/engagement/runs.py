@@ -29,7 +29,6 @@ from storage.models.engagement import (
     EngagementRun,
 )
 from worker.engagement import sql
-from worker.engagement.state_machine import joined_transaction
 from worker.logging import get_logger
 
 log = get_logger("outreach.engagement")
@@ -63,27 +62,35 @@ def close_sweep(run_id: int, expected: int, skipped: int) -> bool:
     return settle(run_id)
 
 
+# One message's outcome. A redelivered message may find its outcome recorded already: that
+# one stands, and the message counts once.
+_OUTCOME = sql.Insert(
+    EngagementOutcome.run,
+    EngagementOutcome.user_id,
+    EngagementOutcome.check_type,
+    EngagementOutcome.outcome,
+    EngagementOutcome.detail,
+    EngagementOutcome.recorded_at,
+    ignore_conflicts=True,
+)
+
+
+def outcome_row(
+    run_id: int, user_id: int, check_type: str, outcome: str, detail: str | None = None
+) -> sql.Row:
+    """One message's outcome, as a row to write with the work it describes."""
+    assert outcome in OUTCOMES, outcome
+    return _OUTCOME.row(run_id, user_id, check_type, outcome, detail, clock.now())
+
+
 def record_outcome(
     run_id: int, user_id: int, check_type: str, outcome: str, detail: str | None = None
 ) -> bool:
     """Record what happened to one enqueued message; False when it already had an outcome.
 
-    Joins the caller's transaction, so an outcome commits with the work it describes.
+    One statement: atomic on its own, and part of the caller's transaction when there is one.
     """
-    assert outcome in OUTCOMES, outcome
-    with joined_transaction():
-        inserted = sql.insert(
-            {
-                EngagementOutcome.run: run_id,
-                EngagementOutcome.user_id: user_id,
-                EngagementOutcome.check_type: check_type,
-                EngagementOutcome.outcome: outcome,
-                EngagementOutcome.detail: detail,
-                EngagementOutcome.recorded_at: clock.now(),
-            },
-            ignore_conflicts=True,
-        )
-    return bool(inserted)
+    return bool(sql.insert_row(outcome_row(run_id, user_id, check_type, outcome, detail)))
 
 
 def record_skipped(run_id: int, user_ids: Iterable[int], check_type: str, detail: str) -> int:

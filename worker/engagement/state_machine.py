@@ -8,6 +8,7 @@ other gets :class:`StateChanged` and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Protocol
 from peewee import Field
 
 from storage import clock
-from storage.db import database, write_transaction
+from storage.db import database, is_postgres, write_transaction
 from storage.errors import InvalidInput, InvalidState, NotFound
 from storage.models.engagement import (
     ACTIVE,
@@ -153,6 +154,29 @@ def joined_transaction() -> AbstractContextManager[object]:
     return nullcontext() if database.in_transaction() else write_transaction()
 
 
+def _transaction_for(trigger: str) -> AbstractContextManager[object]:
+    """What a transition needs around it to be all or nothing.
+
+    On PostgreSQL the update and its rows are one statement: atomic alone, and part of the
+    caller's transaction when there is one, so it opens none (two round trips fewer). SQLite
+    writes them one by one, and an opt-out also writes the profile: those need a transaction.
+    """
+    if trigger != OPT_OUT and is_postgres():
+        return nullcontext()
+    return joined_transaction()
+
+
+# The audit row every change of state writes with it.
+_AUDIT = sql.Insert(
+    EngagementTransition.user,
+    EngagementTransition.from_state,
+    EngagementTransition.to_state,
+    EngagementTransition.trigger,
+    EngagementTransition.at,
+    EngagementTransition.run,
+)
+
+
 def transition_state(
     user_id: int,
     trigger: str,
@@ -162,6 +186,7 @@ def transition_state(
     current: ReadState | None = None,
     from_state: str | None = None,
     due: tuple[Field, datetime] | None = None,
+    also_write: Sequence[sql.Row] = (),
 ) -> Transition:
     """Apply `trigger` to the user's engagement state, or raise and change nothing.
 
@@ -169,7 +194,8 @@ def transition_state(
     requires its version; `current` is a row the caller has just read (same condition, one
     query less); `from_state` (with `due`, a timestamp column that must still be at or before
     a bound) is a state found by a query, as the daily sweep finds its users, and the update
-    requires the row to be in it still.
+    requires the row to be in it still. `also_write` are rows written with the transition and
+    only if it is applied (the daily run's outcome for the user).
     Raises NotFound (no engagement state), InvalidState (trigger not allowed from the state)
     or StateChanged (the row is no longer what was read: someone else changed it first).
     """
@@ -188,13 +214,17 @@ def transition_state(
         "updated_at": now,
         **state_changes(trigger, now, Thresholds.from_settings(), remind_at),
     }
-    with joined_transaction():
+    rows = list(also_write)
+    if is_audited(from_state, to_state, trigger):
+        rows.insert(0, _AUDIT.row(user_id, from_state, to_state, trigger, now, run_id))
+    with _transaction_for(trigger):
         updated = sql.update_state(
             user_id,
             changes,
             version=version,
             from_state=from_state if version is None else None,
             due=due,
+            rows=rows,
         )
         if not updated:
             raise StateChanged(
@@ -202,17 +232,6 @@ def transition_state(
             )
         if trigger == OPT_OUT:
             _record_opt_out(user_id, now)
-        if is_audited(from_state, to_state, trigger):
-            sql.insert(
-                {
-                    EngagementTransition.user: user_id,
-                    EngagementTransition.from_state: from_state,
-                    EngagementTransition.to_state: to_state,
-                    EngagementTransition.trigger: trigger,
-                    EngagementTransition.at: now,
-                    EngagementTransition.run: run_id,
-                }
-            )
     return Transition(user_id, trigger, from_state, to_state, now)
 
 

@@ -88,6 +88,30 @@ def enqueue_deliveries(outbox_ids: Sequence[int]) -> None:
     )
 
 
+def deliver_here(outbox_id: int) -> None:
+    """Deliver a row this process has just claimed and committed: one delivery message fewer.
+
+    For work that claims one message at a time (an engagement user's goodbye). Whatever stops
+    the attempt (a transient failure, the database) hands the row to the delivery actor after
+    its first backoff, with its retries; if even that fails, the relay enqueues the row later.
+    Never raises: the row is committed, and the caller's own work is done.
+    """
+    from worker.actors.delivery import DELIVERY_MIN_BACKOFF_MS, deliver_outbox_messages
+    from worker.delivery import deliver
+
+    try:
+        deliver(outbox_id)
+        return
+    except Exception as exc:
+        log.warning("outbox.delivery_handed_over", outbox_id=outbox_id, error=str(exc))
+    try:
+        deliver_outbox_messages.send_with_options(
+            args=([outbox_id],), delay=DELIVERY_MIN_BACKOFF_MS
+        )
+    except Exception as exc:
+        log.error("outbox.enqueue_failed", outbox_id=outbox_id, error=str(exc))
+
+
 def _validate(key: str, channel: str, recipient: str, body: str) -> None:
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidInput(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters")
@@ -138,6 +162,33 @@ def queue_message(
         raise DoesNotExist(f"outbox key {idempotency_key!r} was released meanwhile")
     log.info("outbox.key_already_claimed", idempotency_key=idempotency_key, outbox_id=existing.id)
     return existing
+
+
+def claim_values(
+    idempotency_key: str,
+    channel: str,
+    recipient: str,
+    body: str,
+    source: str,
+    media: Media | None = None,
+) -> tuple[object, ...]:
+    """A new claim's values, checked as :func:`queue_message` checks them, for a caller that
+    writes the claim in a statement of its own (``worker.outbox_sql.INSERTED``, in that order).
+
+    Such a caller enqueues nothing: it delivers the row itself once the claim is committed
+    (:func:`deliver_here`), and the relay covers a crash in between.
+    """
+    _validate(idempotency_key, channel, recipient, body)
+    return outbox_sql.queued_values(
+        idempotency_key,
+        channel,
+        recipient.strip(),
+        body,
+        media.url if media else None,
+        media.mime_type if media else None,
+        source,
+        clock.now(),
+    )
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from storage.models.outbox import QUEUED, SENDING, OutboxMessage
 
 _META = OutboxMessage._meta
 _FIELDS = tuple(_META.sorted_fields)
-# What queue_message writes, in this order.
-_INSERTED: tuple[Field, ...] = (
+# What a new claim writes, in this order.
+INSERTED: tuple[Field, ...] = (
     OutboxMessage.idempotency_key,
     OutboxMessage.channel,
     OutboxMessage.recipient,
@@ -66,10 +66,36 @@ def _row(values: Sequence[Any]) -> OutboxMessage:
 @lru_cache(maxsize=4)
 def _insert_sql(param: str) -> str:
     return (
-        f"INSERT INTO {_TABLE} ({', '.join(_column(f) for f in _INSERTED)}) "
-        f"VALUES ({', '.join([param] * len(_INSERTED))}) "
+        f"INSERT INTO {_TABLE} ({', '.join(_column(f) for f in INSERTED)}) "
+        f"VALUES ({', '.join([param] * len(INSERTED))}) "
         f"ON CONFLICT ({_column(OutboxMessage.idempotency_key)}) DO NOTHING "
         f"RETURNING {_COLUMNS}"
+    )
+
+
+def queued_values(
+    idempotency_key: str,
+    channel: str,
+    recipient: str,
+    body: str,
+    media_url: str | None,
+    media_mime: str | None,
+    source: str,
+    now: datetime,
+) -> tuple[Any, ...]:
+    """A new claim's values for the fields of INSERTED, in their order: `queued`, no attempt."""
+    return (
+        idempotency_key,
+        channel,
+        recipient,
+        body,
+        media_url,
+        media_mime,
+        source,
+        QUEUED,
+        0,
+        now,
+        now,
     )
 
 
@@ -88,20 +114,10 @@ def insert_queued(
     RETURNING gives back only a row this statement inserted, on both backends (an ignored
     insert returns nothing, where SQLite's last row id would name the previous insert).
     """
-    values = (
-        idempotency_key,
-        channel,
-        recipient,
-        body,
-        media_url,
-        media_mime,
-        source,
-        QUEUED,
-        0,
-        now,
-        now,
+    values = queued_values(
+        idempotency_key, channel, recipient, body, media_url, media_mime, source, now
     )
-    params = [f.db_value(v) for f, v in zip(_INSERTED, values, strict=True)]
+    params = [f.db_value(v) for f, v in zip(INSERTED, values, strict=True)]
     found = database.execute_sql(_insert_sql(_param()), params).fetchone()
     return None if found is None else _row(found)
 

@@ -65,15 +65,15 @@ def test_a_user_whose_processing_keeps_raising_is_retried_then_counted_failed(
     make_user(state="goodbye_sent", goodbye_expires_at=clock.now())
     broken = users[1]
     attempts: list[int] = []
-    real_queue_goodbye = process.queue_goodbye
+    real_goodbye_claim = process.goodbye_claim
 
     def flaky(row, now):
         if row.user_id == broken:
             attempts.append(broken)
             raise RuntimeError("database went away")
-        real_queue_goodbye(row, now)
+        return real_goodbye_claim(row, now)
 
-    monkeypatch.setattr(process, "queue_goodbye", flaky)
+    monkeypatch.setattr(process, "goodbye_claim", flaky)
     # When the daily job runs
     result = daily_run()
     # Then it was tried 1 + 2 times, then counted failed; everyone else was processed
@@ -89,16 +89,16 @@ def test_a_transient_failure_that_clears_on_retry_succeeds_once(
     make_user, daily_run, monkeypatch, fast_retries
 ):
     user_id = make_user(inactive_for=timedelta(days=14))
-    real_queue_goodbye = process.queue_goodbye
+    real_goodbye_claim = process.goodbye_claim
     calls: list[int] = []
 
     def fails_once(row, now):
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("connection reset")
-        real_queue_goodbye(row, now)
+        return real_goodbye_claim(row, now)
 
-    monkeypatch.setattr(process, "queue_goodbye", fails_once)
+    monkeypatch.setattr(process, "goodbye_claim", fails_once)
     result = daily_run()
     assert len(calls) == 2
     assert state_of(user_id).state == GOODBYE_SENT

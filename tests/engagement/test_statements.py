@@ -16,10 +16,15 @@ import pytest
 from producers.engagement import run_daily
 from storage.db import database, is_postgres
 from storage.errors import NotFound
-from storage.models import EngagementOutcome, EngagementTransition, OutboxMessage
+from storage.models import (
+    EngagementOutcome,
+    EngagementState,
+    EngagementTransition,
+    OutboxMessage,
+)
 from storage.models.engagement import ACTIVE, DORMANT, GOODBYE_SENT, REMIND_LATER, SUCCEEDED
 from tests.engagement.conftest import state_of
-from worker.engagement import runs
+from worker.engagement import process, runs
 from worker.engagement.process import process_user
 from worker.engagement.state_machine import GOODBYE_TIMEOUT, StateChanged, transition_state
 
@@ -81,17 +86,73 @@ def test_a_dormant_move_is_one_statement_on_postgresql(
     assert (outcome.user_id, outcome.check_type, outcome.outcome) == (user_id, check, SUCCEEDED)
 
 
-def test_a_goodbye_is_a_read_and_one_transaction_of_two_statements(make_user, clock, statements):
+def test_a_goodbye_is_a_read_one_statement_then_its_delivery(
+    make_user, clock, statements, stub_broker
+):
     user_id = make_user(inactive_for=timedelta(days=14))
     run_id = _run_without_work(clock)
     statements.clear()
     assert process_user(run_id, user_id, "inactivity_14d") == SUCCEEDED
     if is_postgres():
-        # The read, then the transition with its audit and outcome, and the outbox claim.
-        assert statements == ["SELECT", "BEGIN", "WITH", "INSERT", "COMMIT"]
+        # The read; the transition with its audit, the outcome and the goodbye's claim in one
+        # statement; then this worker's delivery of the goodbye: its claim, and its outcome.
+        assert statements == ["SELECT", "WITH", "UPDATE", "UPDATE"]
+    else:
+        # SQLite: the same rows in one transaction, then the delivery.
+        assert statements[:2] == ["SELECT", "BEGIN"] and statements[-3:] == [
+            "COMMIT",
+            "UPDATE",
+            "UPDATE",
+        ]
     assert state_of(user_id).state == GOODBYE_SENT
-    assert OutboxMessage.select().count() == 1
+    [goodbye] = OutboxMessage.select()
+    assert (goodbye.status, goodbye.source, goodbye.attempts) == ("sent", "engagement", 1)
     assert EngagementTransition.select().count() == EngagementOutcome.select().count() == 1
+    # And no delivery message was needed
+    assert "delivery" not in stub_broker.queues or not stub_broker.queues["delivery"].qsize()
+
+
+def test_a_goodbye_whose_transition_loses_claims_nothing(make_user, clock, stub_broker):
+    # Given a user read as due for a goodbye, who comes back before the transition is written
+    user_id = make_user(inactive_for=timedelta(days=14))
+    run_id = _run_without_work(clock)
+    reading = process.read_for_goodbye(user_id)
+    assert reading is not None
+    transition_state(user_id, "user_activity")
+    # When the goodbye's transition is attempted against the stale reading
+    with pytest.raises(StateChanged):
+        transition_state(
+            user_id,
+            "inactivity_14d",
+            run_id=run_id,
+            current=reading,
+            also_write=[process.goodbye_claim(reading, clock.now())],
+        )
+    # Then no goodbye was claimed, and nothing is waiting to be sent
+    assert OutboxMessage.select().count() == 0
+    assert state_of(user_id).state == ACTIVE
+
+
+def test_a_goodbye_already_claimed_today_is_not_claimed_or_sent_again(
+    make_user, clock, stub_broker, monkeypatch
+):
+    # Given a user whose goodbye for today is claimed already (sent earlier, then they came back
+    # and went quiet again the same day)
+    user_id = make_user(inactive_for=timedelta(days=14))
+    run_id = _run_without_work(clock)
+    assert process_user(run_id, user_id, "inactivity_14d") == SUCCEEDED
+    first = OutboxMessage.get()
+    transition_state(user_id, "user_activity")
+    EngagementState.update(last_activity_at=clock.now() - timedelta(days=15)).execute()
+    sent: list[int] = []
+    monkeypatch.setattr(process, "deliver_here", sent.append)
+    # When it is processed again by another run the same day
+    again = int(run_daily(clock.now())["run_id"])
+    assert process_user(again, user_id, "inactivity_14d") == SUCCEEDED
+    # Then the user moves, but the day's one goodbye stays the only one, and is not sent again
+    assert state_of(user_id).state == GOODBYE_SENT
+    assert [row.id for row in OutboxMessage.select()] == [first.id]
+    assert sent == []
 
 
 def test_a_dormant_move_delivered_again_acts_once_and_keeps_its_outcome(make_user, clock):

@@ -12,13 +12,25 @@ import pytest
 from dramatiq import Message
 
 from storage.db import database
-from storage.errors import NotFound
+from storage.errors import InvalidInput, NotFound
 from storage.models import OutboxMessage
-from worker import delivery
-from worker.actors.delivery import deliver_outbox_messages, outbox_deliveries_exhausted
+from worker import delivery, outbox_sql
+from worker.actors.delivery import (
+    DELIVERY_MIN_BACKOFF_MS,
+    deliver_outbox_messages,
+    outbox_deliveries_exhausted,
+)
 from worker.channels import Outbound, PermanentSendError, TransientSendError
 from worker.delivery import Outcome, deliver_many
-from worker.outbox import DELIVERY_GROUP, Outgoing, on_outcome, queue_messages, relay
+from worker.outbox import (
+    DELIVERY_GROUP,
+    Outgoing,
+    claim_values,
+    deliver_here,
+    on_outcome,
+    queue_messages,
+    relay,
+)
 
 
 class ScriptedChannel:
@@ -229,3 +241,77 @@ def test_exhausted_retries_fail_the_rows_still_waiting_and_keep_the_rest(db, clo
     # Then only the waiting row is failed, with the send's own error
     assert statuses(ids) == ["sent", "failed", "sent"]
     assert OutboxMessage.get_by_id(ids[1]).last_error == "retries exhausted: HTTP 503"
+
+
+# --- a row delivered by the process that claimed it ------------------------------------------
+
+
+def claimed_here(key: str) -> int:
+    """A claim its caller wrote in a statement of its own, nothing enqueued (as a goodbye is)."""
+    values = claim_values(key, "log", " +33612345678 ", "hello", source="manual")
+    return int(OutboxMessage.insert(dict(zip(outbox_sql.INSERTED, values, strict=True))).execute())
+
+
+def test_claim_values_are_checked_as_queue_message_checks_them(db, clock):
+    with pytest.raises(InvalidInput, match="body is empty"):
+        claim_values("k", "log", "+336", " ", source="manual")
+    with pytest.raises(InvalidInput, match="unknown channel"):
+        claim_values("k", "sms", "+336", "hi", source="manual")
+    row = OutboxMessage.get_by_id(claimed_here("here-0"))
+    assert (row.status, row.attempts, row.recipient, row.enqueued_at) == (
+        "queued",
+        0,
+        "+33612345678",
+        clock.now(),
+    )
+
+
+def test_a_row_delivered_here_needs_no_delivery_message(db, clock, channel, stub_broker):
+    # Given a row claimed without enqueueing (the caller delivers it after its commit)
+    row = OutboxMessage.get_by_id(claimed_here("here-1"))
+    assert "delivery" not in stub_broker.queues or stub_broker.queues["delivery"].qsize() == 0
+    # When this process delivers it
+    deliver_here(row.id)
+    # Then it was sent once, and nothing went on the broker
+    assert channel.keys() == ["here-1"]
+    assert OutboxMessage.get_by_id(row.id).status == "sent"
+    assert "delivery" not in stub_broker.queues or stub_broker.queues["delivery"].qsize() == 0
+
+
+def test_a_row_that_cannot_go_now_is_handed_to_the_delivery_actor_after_its_backoff(
+    db, clock, channel, stub_broker
+):
+    # Given a receiver briefly unavailable
+    row = OutboxMessage.get_by_id(claimed_here("here-2"))
+    channel.script["+33612345678"] = TransientSendError("HTTP 503")
+    # When this process tries to deliver it: no error reaches the caller
+    deliver_here(row.id)
+    # Then the row waits, queued, and one delivery message for it waits out the first backoff
+    assert OutboxMessage.get_by_id(row.id).status == "queued"
+    [message] = [Message.decode(m) for m in stub_broker.queues["delivery.DQ"].queue]
+    assert message.args[0] == [row.id]
+    assert message.options["eta"] >= message.message_timestamp + DELIVERY_MIN_BACKOFF_MS
+    # And the delivery actor sends it once the receiver is back
+    del channel.script["+33612345678"]
+    deliver_many(message.args[0])
+    assert channel.keys() == ["here-2"]
+
+
+def test_a_row_whose_hand_over_fails_is_left_to_the_relay(
+    db, clock, channel, stub_broker, monkeypatch
+):
+    # Given a receiver that fails and a broker that cannot take the hand-over
+    row = OutboxMessage.get_by_id(claimed_here("here-3"))
+    channel.script["+33612345678"] = TransientSendError("HTTP 503")
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Redis is away")
+
+    monkeypatch.setattr(deliver_outbox_messages, "send_with_options", broker_down)
+    # When this process tries to deliver it, nothing is raised to the caller
+    deliver_here(row.id)
+    # Then the row stays queued, and the relay enqueues it once its threshold has passed
+    assert OutboxMessage.get_by_id(row.id).status == "queued"
+    monkeypatch.undo()
+    clock.advance(timedelta(minutes=20))
+    assert relay()["requeued"] == 1

@@ -13,7 +13,6 @@ from datetime import datetime
 from peewee import IntegrityError
 
 from storage import clock
-from storage.db import write_transaction
 from storage.errors import InvalidInput, NotFound, OutreachError
 from storage.models.accounts import User
 from storage.models.engagement import (
@@ -25,12 +24,14 @@ from storage.models.engagement import (
     EngagementState,
     UserProfile,
 )
+from storage.models.outbox import OutboxMessage
 from storage.settings import get_settings
+from worker import outbox_sql
 from worker.engagement import catalogue, runs, sql
 from worker.engagement.checks import Check, get_check
 from worker.engagement.state_machine import StateChanged, Thresholds, transition_state
 from worker.logging import get_logger
-from worker.outbox import queue_message
+from worker.outbox import claim_values, deliver_here
 
 log = get_logger("outreach.engagement")
 
@@ -125,7 +126,13 @@ def goodbye_recipient(reading: GoodbyeReading, channel: str) -> str:
     return recipient
 
 
-def queue_goodbye(reading: GoodbyeReading, now: datetime) -> None:
+# The goodbye's claim in the outbox, written with the transition (and only if it applies);
+# a key claimed before is left as it is. Its id is read back for the delivery.
+_GOODBYE_CLAIM = sql.Insert(*outbox_sql.INSERTED, ignore_conflicts=True, returning=OutboxMessage.id)
+
+
+def goodbye_claim(reading: GoodbyeReading, now: datetime) -> sql.Row:
+    """The user's goodbye for the day, as a claim in the outbox (checked, not yet written)."""
     channel = get_settings().engagement_channel
     body = catalogue.render(
         GOODBYE_MESSAGE_KEY,
@@ -133,13 +140,14 @@ def queue_goodbye(reading: GoodbyeReading, now: datetime) -> None:
         name=reading.name,
         days=(now - reading.last_activity_at).days,
     )
-    queue_message(
+    values = claim_values(
         goodbye_key(reading.user_id, now),
         channel,
         goodbye_recipient(reading, channel),
         body,
         source=OUTBOX_SOURCE,
     )
+    return _GOODBYE_CLAIM.row(*values)
 
 
 def _skip(run_id: int, user_id: int, check: Check, reason: str) -> str:
@@ -189,19 +197,25 @@ def _say_goodbye(run_id: int, user_id: int, check: Check, now: datetime) -> str:
         return _skip(run_id, user_id, check, f"no longer due (state {reading.state})")
     if reading.opted_out:
         return _skip(run_id, user_id, check, OPTED_OUT)
+    claim = goodbye_claim(reading, now)
     try:
-        with write_transaction():
-            transition_state(
-                user_id,
-                check.name,
-                run_id=run_id,
-                current=reading,
-                also_write=[runs.outcome_row(run_id, user_id, check.name, SUCCEEDED)],
-            )
-            queue_goodbye(reading, now)
+        # The transition, its audit, the outcome and the goodbye's claim: all or nothing (one
+        # statement on PostgreSQL).
+        transition = transition_state(
+            user_id,
+            check.name,
+            run_id=run_id,
+            current=reading,
+            also_write=[runs.outcome_row(run_id, user_id, check.name, SUCCEEDED), claim],
+        )
     except StateChanged as exc:
         # Another delivery of this message, another run, or the user themself got there first.
         return _skip(run_id, user_id, check, str(exc))
+    (goodbye_id,) = transition.read_back
+    if goodbye_id is not None:  # None: the day's goodbye was claimed before, and is on its way
+        # Committed: this worker sends the goodbye itself, sparing a delivery message; a send
+        # that must be retried goes to the delivery actor.
+        deliver_here(int(goodbye_id))
     return SUCCEEDED
 
 

@@ -37,12 +37,16 @@ class Insert:
     Made once per kind of row, so the SQL is built once and nothing is looked up per row.
     """
 
-    def __init__(self, *fields: Field, ignore_conflicts: bool = False) -> None:
+    def __init__(
+        self, *fields: Field, ignore_conflicts: bool = False, returning: Field | None = None
+    ) -> None:
         self.fields = fields
         self.table = _quote(fields[0].model._meta.table_name)
         self.columns = ", ".join(_quote(f.column_name) for f in fields)
         # Both SQLite (3.24+) and PostgreSQL read this clause the same way.
         self.on_conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+        # A column of the inserted row to read back (its id): None when nothing was inserted.
+        self.returning = "" if returning is None else f" RETURNING {_quote(returning.column_name)}"
 
     def row(self, *values: Any) -> Row:
         """One row: a value for each field, in the fields' order."""
@@ -68,7 +72,7 @@ class Row:
 def _insert_sql(insert: Insert, param: str) -> str:
     return (
         f"INSERT INTO {insert.table} ({insert.columns}) "
-        f"VALUES ({insert.placeholders(param)}){insert.on_conflict}"
+        f"VALUES ({insert.placeholders(param)}){insert.on_conflict}{insert.returning}"
     )
 
 
@@ -76,6 +80,13 @@ def insert_row(row: Row) -> int:
     """INSERT one row; returns the number of rows inserted (0 for an ignored one)."""
     cursor = database.execute_sql(_insert_sql(row.insert, database.obj.param), row.params())
     return int(cursor.rowcount)
+
+
+def _insert_reading_back(row: Row) -> Any:
+    """INSERT one row whose Insert reads a column back; returns it (None: nothing inserted)."""
+    cursor = database.execute_sql(_insert_sql(row.insert, database.obj.param), row.params())
+    found = cursor.fetchone()
+    return None if found is None else found[0]
 
 
 @lru_cache(maxsize=64)
@@ -102,12 +113,25 @@ def _transition_with_rows_sql(update: str, inserts: tuple[Insert, ...], param: s
     and all of it commits or none.
     """
     parts = [f"moved AS ({update} RETURNING 1)"]
+    answers = ["(SELECT count(*) FROM moved)"]
     for number, insert in enumerate(inserts, start=1):
         parts.append(
             f"written_{number} AS (INSERT INTO {insert.table} ({insert.columns}) "
-            f"SELECT {insert.placeholders(param)} FROM moved{insert.on_conflict})"
+            f"SELECT {insert.placeholders(param)} FROM moved{insert.on_conflict}"
+            f"{insert.returning})"
         )
-    return f"WITH {', '.join(parts)} SELECT count(*) FROM moved"
+        if insert.returning:
+            answers.append(f"(SELECT * FROM written_{number})")
+    return f"WITH {', '.join(parts)} SELECT {', '.join(answers)}"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What :func:`update_state` did: states changed (1 or 0), and the column read back from
+    each row whose Insert asks for one, in their order (None for a row not inserted)."""
+
+    changed: int
+    read_back: tuple[Any, ...] = ()
 
 
 def update_state(
@@ -118,14 +142,15 @@ def update_state(
     from_state: str | None = None,
     due: tuple[Field, datetime] | None = None,
     rows: Sequence[Row] = (),
-) -> int:
+) -> Applied:
     """The conditional update of one user's engagement state (the version is bumped), and
     `rows` inserted only if it changed the state.
 
     The condition is the version read, or the state found (with its due time still passed).
-    Returns the number of states changed: 1 for the winner, 0 when the row is not as read.
-    On PostgreSQL this is one statement, atomic on its own; on SQLite it is one statement for
-    the update and one per row, which only a transaction around the call makes atomic.
+    Returns the number of states changed (1 for the winner, 0 when the row is not as read)
+    and what the rows read back. On PostgreSQL this is one statement, atomic on its own; on
+    SQLite it is one statement for the update and one per row, which only a transaction around
+    the call makes atomic.
     """
     fields = [getattr(EngagementState, name) for name in changes]
     guard: list[tuple[Field, str, Any]] = []
@@ -151,12 +176,17 @@ def update_state(
             params.extend(row.params())
         inserts = tuple(row.insert for row in rows)
         cursor = database.execute_sql(_transition_with_rows_sql(sql, inserts, param), params)
-        return int(cursor.fetchone()[0])
+        changed, *read_back = cursor.fetchone()
+        return Applied(int(changed), tuple(read_back))
     updated = int(database.execute_sql(sql, params).rowcount)
+    read_back = []
     if updated:
         for row in rows:
-            insert_row(row)
-    return updated
+            if row.insert.returning:
+                read_back.append(_insert_reading_back(row))
+            else:
+                insert_row(row)
+    return Applied(updated, tuple(read_back))
 
 
 class SelectOne:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from peewee import Field
 
@@ -147,6 +147,8 @@ class Transition:
     from_state: str
     to_state: str
     at: datetime
+    # What the rows written with it read back (see `also_write`), in their order.
+    read_back: tuple[Any, ...] = ()
 
 
 def joined_transaction() -> AbstractContextManager[object]:
@@ -218,7 +220,7 @@ def transition_state(
     if is_audited(from_state, to_state, trigger):
         rows.insert(0, _AUDIT.row(user_id, from_state, to_state, trigger, now, run_id))
     with _transaction_for(trigger):
-        updated = sql.update_state(
+        applied = sql.update_state(
             user_id,
             changes,
             version=version,
@@ -226,13 +228,13 @@ def transition_state(
             due=due,
             rows=rows,
         )
-        if not updated:
+        if not applied.changed:
             raise StateChanged(
                 f"user {user_id}'s engagement state changed while {trigger!r} was being applied"
             )
         if trigger == OPT_OUT:
             _record_opt_out(user_id, now)
-    return Transition(user_id, trigger, from_state, to_state, now)
+    return Transition(user_id, trigger, from_state, to_state, now, applied.read_back)
 
 
 def _record_opt_out(user_id: int, now: datetime) -> None:

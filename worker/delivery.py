@@ -129,6 +129,19 @@ def deliver(outbox_id: int) -> Outcome:
     return deliver_many([outbox_id])[outbox_id]
 
 
+def send_claimed(row: OutboxMessage) -> Outcome:
+    """Send a row its claimer wrote already claimed for sending (`sending`, `attempts` as the
+    token); raise TransientSendError when it is to be retried."""
+    settings = get_settings()
+    if _channel_or_fail(row.id, row.channel, settings, attempt=row.attempts) is None:
+        return Outcome.FAILED
+    outcomes: dict[int, Outcome] = {}
+    errors: list[Exception] = []
+    _send_claimed([row], settings, outcomes, errors)
+    _raise_first(errors)
+    return outcomes[row.id]
+
+
 def deliver_many(outbox_ids: Sequence[int]) -> dict[int, Outcome]:
     """Send each row at most once, window by window; returns each row's outcome.
 
@@ -190,12 +203,8 @@ def _deliver_unclaimed(outbox_id: int, settings: Settings) -> Outcome:
         log.info("delivery.already_done", outbox_id=outbox_id, status=row.status)
         return Outcome.ALREADY_DONE
 
-    try:
-        channel = get_channel(row.channel, settings)
-    except ConfigurationError as exc:
-        # Sending can never work until an operator fixes the setting: fail visibly now.
-        _finish(outbox_id, FAILED, attempt=None, last_error=str(exc))
-        log.error("delivery.misconfigured", outbox_id=outbox_id, error=str(exc))
+    channel = _channel_or_fail(outbox_id, row.channel, settings)
+    if channel is None:
         return Outcome.FAILED
     attempt: int | None
     if row.status == SENDING:
@@ -217,6 +226,19 @@ def _deliver_unclaimed(outbox_id: int, settings: Settings) -> Outcome:
     _send_claimed([row], settings, outcomes, errors)
     _raise_first(errors)
     return outcomes[row.id]
+
+
+def _channel_or_fail(
+    outbox_id: int, name: str, settings: Settings, attempt: int | None = None
+) -> Channel | None:
+    """The row's channel; None when its settings are missing or invalid: sending can never
+    work until an operator fixes them, so the row fails visibly now."""
+    try:
+        return get_channel(name, settings)
+    except ConfigurationError as exc:
+        _finish(outbox_id, FAILED, attempt=attempt, last_error=str(exc))
+        log.error("delivery.misconfigured", outbox_id=outbox_id, error=str(exc))
+        return None
 
 
 def _send_claimed(

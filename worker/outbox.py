@@ -88,19 +88,20 @@ def enqueue_deliveries(outbox_ids: Sequence[int]) -> None:
     )
 
 
-def deliver_here(outbox_id: int) -> None:
-    """Deliver a row this process has just claimed and committed: one delivery message fewer.
+def send_here(outbox_id: int, values: Sequence[object]) -> None:
+    """Send a row this process has just written claimed for sending (:func:`claim_here`) and
+    committed: no delivery message, and no statement to claim it.
 
-    For work that claims one message at a time (an engagement user's goodbye). Whatever stops
-    the attempt (a transient failure, the database) hands the row to the delivery actor after
-    its first backoff, with its retries; if even that fails, the relay enqueues the row later.
+    For work that writes one message at a time (an engagement user's goodbye). A send to be
+    retried, or anything else that stops it, hands the row to the delivery actor after its
+    first backoff, with its retries; if even that fails, the relay settles the row later.
     Never raises: the row is committed, and the caller's own work is done.
     """
     from worker.actors.delivery import DELIVERY_MIN_BACKOFF_MS, deliver_outbox_messages
-    from worker.delivery import deliver
+    from worker.delivery import send_claimed
 
     try:
-        deliver(outbox_id)
+        send_claimed(outbox_sql.claimed_row(outbox_id, values))
         return
     except Exception as exc:
         log.warning("outbox.delivery_handed_over", outbox_id=outbox_id, error=str(exc))
@@ -164,7 +165,7 @@ def queue_message(
     return existing
 
 
-def claim_values(
+def claim_here(
     idempotency_key: str,
     channel: str,
     recipient: str,
@@ -173,13 +174,16 @@ def claim_values(
     media: Media | None = None,
 ) -> tuple[object, ...]:
     """A new claim's values, checked as :func:`queue_message` checks them, for a caller that
-    writes the claim in a statement of its own (``worker.outbox_sql.INSERTED``, in that order).
+    writes the claim in a statement of its own (the fields of ``worker.outbox_sql.CLAIMED_HERE``,
+    in that order; ON CONFLICT DO NOTHING keeps a key claimed before).
 
-    Such a caller enqueues nothing: it delivers the row itself once the claim is committed
-    (:func:`deliver_here`), and the relay covers a crash in between.
+    The row is written already claimed for sending, by the worker that sends it as soon as its
+    transaction commits (:func:`send_here`). A crash in between leaves it `sending`, exactly as
+    a crash between a claim and its send does: the relay settles it (`unknown` for review, or
+    sent again on a channel that deduplicates).
     """
     _validate(idempotency_key, channel, recipient, body)
-    return outbox_sql.queued_values(
+    return outbox_sql.claimed_here_values(
         idempotency_key,
         channel,
         recipient.strip(),

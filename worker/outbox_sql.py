@@ -99,6 +99,39 @@ def queued_values(
     )
 
 
+# A claim written already taken for sending: by the worker that sends it as soon as the
+# claim is committed (worker.outbox.send_here), so no second statement claims it.
+CLAIMED_HERE: tuple[Field, ...] = (*INSERTED, OutboxMessage.claimed_at)
+
+
+def claimed_here_values(
+    idempotency_key: str,
+    channel: str,
+    recipient: str,
+    body: str,
+    media_url: str | None,
+    media_mime: str | None,
+    source: str,
+    now: datetime,
+) -> tuple[Any, ...]:
+    """Such a claim's values for the fields of CLAIMED_HERE: `sending`, its first attempt."""
+    values = queued_values(
+        idempotency_key, channel, recipient, body, media_url, media_mime, source, now
+    )
+    by_field = dict(zip(INSERTED, values, strict=True))
+    by_field[OutboxMessage.status] = SENDING
+    by_field[OutboxMessage.attempts] = 1
+    return (*by_field.values(), now)
+
+
+def claimed_row(outbox_id: int, values: Sequence[Any]) -> OutboxMessage:
+    """The row a CLAIMED_HERE insert wrote, from its values and id (no statement)."""
+    data = {f.name: v for f, v in zip(CLAIMED_HERE, values, strict=True)}
+    message = OutboxMessage(__no_default__=1, id=outbox_id, **data)
+    message._dirty.clear()  # type: ignore[attr-defined]
+    return message
+
+
 def insert_queued(
     idempotency_key: str,
     channel: str,

@@ -94,16 +94,12 @@ def test_a_goodbye_is_a_read_one_statement_then_its_delivery(
     statements.clear()
     assert process_user(run_id, user_id, "inactivity_14d") == SUCCEEDED
     if is_postgres():
-        # The read; the transition with its audit, the outcome and the goodbye's claim in one
-        # statement; then this worker's delivery of the goodbye: its claim, and its outcome.
-        assert statements == ["SELECT", "WITH", "UPDATE", "UPDATE"]
+        # The read; the transition with its audit, the outcome and the goodbye's claim (for
+        # sending, by this worker) in one statement; then, sent, the goodbye's outcome.
+        assert statements == ["SELECT", "WITH", "UPDATE"]
     else:
-        # SQLite: the same rows in one transaction, then the delivery.
-        assert statements[:2] == ["SELECT", "BEGIN"] and statements[-3:] == [
-            "COMMIT",
-            "UPDATE",
-            "UPDATE",
-        ]
+        # SQLite: the same rows in one transaction, then the goodbye's outcome.
+        assert statements[:2] == ["SELECT", "BEGIN"] and statements[-2:] == ["COMMIT", "UPDATE"]
     assert state_of(user_id).state == GOODBYE_SENT
     [goodbye] = OutboxMessage.select()
     assert (goodbye.status, goodbye.source, goodbye.attempts) == ("sent", "engagement", 1)
@@ -145,7 +141,7 @@ def test_a_goodbye_already_claimed_today_is_not_claimed_or_sent_again(
     transition_state(user_id, "user_activity")
     EngagementState.update(last_activity_at=clock.now() - timedelta(days=15)).execute()
     sent: list[int] = []
-    monkeypatch.setattr(process, "deliver_here", sent.append)
+    monkeypatch.setattr(process, "send_here", lambda outbox_id, values: sent.append(outbox_id))
     # When it is processed again by another run the same day
     again = int(run_daily(clock.now())["run_id"])
     assert process_user(again, user_id, "inactivity_14d") == SUCCEEDED

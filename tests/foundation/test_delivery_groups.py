@@ -25,11 +25,11 @@ from worker.delivery import Outcome, deliver_many
 from worker.outbox import (
     DELIVERY_GROUP,
     Outgoing,
-    claim_values,
-    deliver_here,
+    claim_here,
     on_outcome,
     queue_messages,
     relay,
+    send_here,
 )
 
 
@@ -246,46 +246,72 @@ def test_exhausted_retries_fail_the_rows_still_waiting_and_keep_the_rest(db, clo
 # --- a row delivered by the process that claimed it ------------------------------------------
 
 
-def claimed_here(key: str) -> int:
-    """A claim its caller wrote in a statement of its own, nothing enqueued (as a goodbye is)."""
-    values = claim_values(key, "log", " +33612345678 ", "hello", source="manual")
-    return int(OutboxMessage.insert(dict(zip(outbox_sql.INSERTED, values, strict=True))).execute())
+def claimed_here(key: str) -> tuple[int, tuple[object, ...]]:
+    """A claim its caller wrote in a statement of its own, already claimed for sending by it,
+    nothing enqueued (as a goodbye is). Returns its id and values."""
+    values = claim_here(key, "log", " +33612345678 ", "hello", source="manual")
+    row = dict(zip(outbox_sql.CLAIMED_HERE, values, strict=True))
+    return int(OutboxMessage.insert(row).execute()), values
 
 
-def test_claim_values_are_checked_as_queue_message_checks_them(db, clock):
+def test_claims_here_are_checked_as_queue_message_checks_them(db, clock):
     with pytest.raises(InvalidInput, match="body is empty"):
-        claim_values("k", "log", "+336", " ", source="manual")
+        claim_here("k", "log", "+336", " ", source="manual")
     with pytest.raises(InvalidInput, match="unknown channel"):
-        claim_values("k", "sms", "+336", "hi", source="manual")
-    row = OutboxMessage.get_by_id(claimed_here("here-0"))
-    assert (row.status, row.attempts, row.recipient, row.enqueued_at) == (
-        "queued",
-        0,
+        claim_here("k", "sms", "+336", "hi", source="manual")
+    outbox_id, _ = claimed_here("here-0")
+    row = OutboxMessage.get_by_id(outbox_id)
+    assert (row.status, row.attempts, row.recipient, row.claimed_at) == (
+        "sending",
+        1,
         "+33612345678",
         clock.now(),
     )
 
 
-def test_a_row_delivered_here_needs_no_delivery_message(db, clock, channel, stub_broker):
-    # Given a row claimed without enqueueing (the caller delivers it after its commit)
-    row = OutboxMessage.get_by_id(claimed_here("here-1"))
-    assert "delivery" not in stub_broker.queues or stub_broker.queues["delivery"].qsize() == 0
-    # When this process delivers it
-    deliver_here(row.id)
-    # Then it was sent once, and nothing went on the broker
+def test_a_row_sent_here_needs_no_delivery_message_and_no_claim(db, clock, channel, stub_broker):
+    # Given a row written already claimed for sending, nothing enqueued
+    outbox_id, values = claimed_here("here-1")
+    # When this process sends it
+    send_here(outbox_id, values)
+    # Then it was sent once, recorded, and nothing went on the broker
     assert channel.keys() == ["here-1"]
-    assert OutboxMessage.get_by_id(row.id).status == "sent"
+    row = OutboxMessage.get_by_id(outbox_id)
+    assert (row.status, row.attempts, row.provider_message_id) == ("sent", 1, "provider-here-1")
     assert "delivery" not in stub_broker.queues or stub_broker.queues["delivery"].qsize() == 0
+
+
+def test_a_row_sent_here_that_another_worker_settled_meanwhile_is_not_overwritten(
+    db, clock, channel
+):
+    # Given a row claimed here that the relay already settled (it looked stale)
+    outbox_id, values = claimed_here("here-settled")
+    OutboxMessage.update(status="unknown").where(OutboxMessage.id == outbox_id).execute()
+    # When the late send's outcome is recorded, it does not overwrite the relay's
+    send_here(outbox_id, values)
+    assert OutboxMessage.get_by_id(outbox_id).status == "unknown"
+
+
+def test_a_worker_killed_between_commit_and_send_leaves_the_row_for_review(db, clock, channel):
+    # Given a row written claimed for sending whose worker died before sending it
+    outbox_id, _ = claimed_here("here-killed")
+    # When the relay runs after the sending window has gone stale
+    clock.advance(timedelta(minutes=30))
+    assert relay()["unknown"] == 1
+    # Then it is `unknown` for an operator, as any send that died mid-way, and never sent
+    assert OutboxMessage.get_by_id(outbox_id).status == "unknown"
+    assert channel.sent == []
 
 
 def test_a_row_that_cannot_go_now_is_handed_to_the_delivery_actor_after_its_backoff(
     db, clock, channel, stub_broker
 ):
     # Given a receiver briefly unavailable
-    row = OutboxMessage.get_by_id(claimed_here("here-2"))
+    outbox_id, values = claimed_here("here-2")
+    row = OutboxMessage.get_by_id(outbox_id)
     channel.script["+33612345678"] = TransientSendError("HTTP 503")
-    # When this process tries to deliver it: no error reaches the caller
-    deliver_here(row.id)
+    # When this process tries to send it: no error reaches the caller
+    send_here(outbox_id, values)
     # Then the row waits, queued, and one delivery message for it waits out the first backoff
     assert OutboxMessage.get_by_id(row.id).status == "queued"
     [message] = [Message.decode(m) for m in stub_broker.queues["delivery.DQ"].queue]
@@ -301,17 +327,35 @@ def test_a_row_whose_hand_over_fails_is_left_to_the_relay(
     db, clock, channel, stub_broker, monkeypatch
 ):
     # Given a receiver that fails and a broker that cannot take the hand-over
-    row = OutboxMessage.get_by_id(claimed_here("here-3"))
+    outbox_id, values = claimed_here("here-3")
+    row = OutboxMessage.get_by_id(outbox_id)
     channel.script["+33612345678"] = TransientSendError("HTTP 503")
 
     def broker_down(*args, **kwargs):
         raise ConnectionError("Redis is away")
 
     monkeypatch.setattr(deliver_outbox_messages, "send_with_options", broker_down)
-    # When this process tries to deliver it, nothing is raised to the caller
-    deliver_here(row.id)
+    # When this process tries to send it, nothing is raised to the caller
+    send_here(outbox_id, values)
     # Then the row stays queued, and the relay enqueues it once its threshold has passed
     assert OutboxMessage.get_by_id(row.id).status == "queued"
     monkeypatch.undo()
     clock.advance(timedelta(minutes=20))
     assert relay()["requeued"] == 1
+
+
+def test_a_row_sent_here_on_a_channel_without_its_settings_fails_with_the_reason(
+    db, clock, stub_broker, env
+):
+    # Given no WhatsApp API configured, and a row written claimed for sending on WhatsApp
+    env.delenv("WAHA_URL", raising=False)
+    values = claim_here("here-waha", "whatsapp", "+33612345678", "hello", source="manual")
+    row = dict(zip(outbox_sql.CLAIMED_HERE, values, strict=True))
+    outbox_id = int(OutboxMessage.insert(row).execute())
+    # When this process tries to send it
+    send_here(outbox_id, values)
+    # Then it is failed at once with the setting that is missing, and nothing is handed over
+    failed = OutboxMessage.get_by_id(outbox_id)
+    assert failed.status == "failed"
+    assert "WAHA_URL" in failed.last_error
+    assert "delivery.DQ" not in stub_broker.queues or not stub_broker.queues["delivery.DQ"].qsize()

@@ -31,7 +31,7 @@ from worker.engagement import catalogue, runs, sql
 from worker.engagement.checks import Check, get_check
 from worker.engagement.state_machine import StateChanged, Thresholds, transition_state
 from worker.logging import get_logger
-from worker.outbox import claim_values, deliver_here
+from worker.outbox import claim_here, send_here
 
 log = get_logger("outreach.engagement")
 
@@ -126,9 +126,12 @@ def goodbye_recipient(reading: GoodbyeReading, channel: str) -> str:
     return recipient
 
 
-# The goodbye's claim in the outbox, written with the transition (and only if it applies);
-# a key claimed before is left as it is. Its id is read back for the delivery.
-_GOODBYE_CLAIM = sql.Insert(*outbox_sql.INSERTED, ignore_conflicts=True, returning=OutboxMessage.id)
+# The goodbye's claim in the outbox, written with the transition (and only if it applies),
+# already claimed for sending by this worker; a key claimed before is left as it is. Its id is
+# read back for the send.
+_GOODBYE_CLAIM = sql.Insert(
+    *outbox_sql.CLAIMED_HERE, ignore_conflicts=True, returning=OutboxMessage.id
+)
 
 
 def goodbye_claim(reading: GoodbyeReading, now: datetime) -> sql.Row:
@@ -140,7 +143,7 @@ def goodbye_claim(reading: GoodbyeReading, now: datetime) -> sql.Row:
         name=reading.name,
         days=(now - reading.last_activity_at).days,
     )
-    values = claim_values(
+    values = claim_here(
         goodbye_key(reading.user_id, now),
         channel,
         goodbye_recipient(reading, channel),
@@ -215,7 +218,7 @@ def _say_goodbye(run_id: int, user_id: int, check: Check, now: datetime) -> str:
     if goodbye_id is not None:  # None: the day's goodbye was claimed before, and is on its way
         # Committed: this worker sends the goodbye itself, sparing a delivery message; a send
         # that must be retried goes to the delivery actor.
-        deliver_here(int(goodbye_id))
+        send_here(int(goodbye_id), claim.values)
     return SUCCEEDED
 
 

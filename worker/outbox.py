@@ -134,11 +134,16 @@ def queue_message(
     body: str,
     media: Media | None = None,
     source: str = "manual",
+    *,
+    enqueue: bool = True,
 ) -> OutboxMessage:
     """Claim the key and enqueue its delivery after commit; the same key again is a no-op.
 
     Returns the row: the new one, or the one that already held the key (unchanged).
-    Works inside the caller's transaction, so a claim commits or rolls back with it.
+    Works inside the caller's transaction, so a claim commits or rolls back with it. With
+    `enqueue=False` the caller enqueues the deliveries itself once its transaction has
+    committed (:func:`enqueue_deliveries`, many rows as groups); the relay covers a crash in
+    between.
     """
     _validate(idempotency_key, channel, recipient, body)
     # One statement claims the key and reads the new row back: atomic without a transaction
@@ -154,8 +159,9 @@ def queue_message(
         clock.now(),
     )
     if row is not None:
-        # Outside a transaction the row is committed already, and this enqueues at once.
-        database.after_commit(lambda: enqueue_delivery(row.id))
+        if enqueue:
+            # Outside a transaction the row is committed already, and this enqueues at once.
+            database.after_commit(lambda: enqueue_delivery(row.id))
         return row
     existing = outbox_sql.get_by_key(idempotency_key)
     if existing is None:

@@ -53,9 +53,9 @@ def test_matching_ads_become_leads_contacted_ads_and_outbox_messages(
     assert first.recipient == "+33600000001"
     assert first.body == "Bonjour Owner 1, votre Renault Clio 1 à 8000 € m'intéresse."
     # Only outbox ids are on the broker, never a phone number or a name
-    # (each contact's delivery is enqueued as its claim commits: a group of one)
+    # (the page's deliveries are enqueued together once it commits: one group)
     assert delivery_args(stub_broker) == [
-        [[m.id]] for m in OutboxMessage.select().order_by(OutboxMessage.id)
+        [[m.id for m in OutboxMessage.select().order_by(OutboxMessage.id)]]
     ]
     # And the scan time is recorded
     assert Hunt.get_by_id(hunt.id).last_scan_at == clock.now()

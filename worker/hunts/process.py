@@ -4,7 +4,7 @@ Each contact is a savepoint: take a pacing slot (conditional update), reserve a 
 (conditional update), create the lead (unique per account and ad), queue the first message
 through the outbox (key ``hunt:{hunt_id}:ad:{ad_id}``) and record the contacted ad. Anything
 refused rolls the whole contact back, so a slot or a credit is never held for nothing; the
-deliveries are enqueued when the page's transaction commits. The same
+page's deliveries are enqueued together, as groups, once its transaction commits. The same
 hunt run twice, even at the same moment on two workers, contacts no ad twice and never more than
 the day's limit: the second run queues on the pacing row and sees the first one's count.
 """
@@ -37,7 +37,7 @@ from worker.hunts import credits, pacing
 from worker.hunts.criteria import find_matches, parse_criteria, recipient_for, template_values
 from worker.hunts.template import Part, compile_template, render
 from worker.logging import get_logger
-from worker.outbox import queue_message
+from worker.outbox import enqueue_deliveries, queue_message
 
 log = get_logger("outreach.hunts")
 
@@ -73,6 +73,8 @@ class _Run:
     free: dict[str, int]
     contacted: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    # Outbox rows claimed by the page being written: enqueued together once it commits.
+    claimed: list[int] = field(default_factory=list)
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -110,7 +112,7 @@ def _contact(run: _Run, ad: Ad, channel: str, recipient: str, body: str) -> Cont
             # The key outlives a deleted lead: such an ad was contacted once already.
             if OutboxMessage.select().where(OutboxMessage.idempotency_key == key).exists():
                 raise _Refused(Contact.ALREADY_QUEUED)
-            message = queue_message(key, channel, recipient, body, source=SOURCE)
+            message = queue_message(key, channel, recipient, body, source=SOURCE, enqueue=False)
             ContactedAd.insert(
                 hunt=hunt.id,
                 ad=ad.id,
@@ -122,6 +124,7 @@ def _contact(run: _Run, ad: Ad, channel: str, recipient: str, body: str) -> Cont
             ).execute()
     except _Refused as refused:
         return refused.outcome
+    run.claimed.append(message.id)  # only a contact that was kept: its savepoint is released
     return Contact.CONTACTED
 
 
@@ -218,6 +221,10 @@ def run_hunt(hunt_id: int, run_id: int | None = None) -> dict[str, Any]:
                 outcome = _contact_ad(run, ad)
                 if outcome is Contact.AT_LIMIT or not run.usable_channels():
                     break
+        # Committed: the page's messages go to the broker together (a crash before this line
+        # leaves them queued, for the relay).
+        enqueue_deliveries(run.claimed)
+        run.claimed.clear()
         if outcome is Contact.AT_LIMIT:
             stopped = "pacing_limit"
             break

@@ -113,6 +113,27 @@ def send_here(outbox_id: int, values: Sequence[object]) -> None:
         log.error("outbox.enqueue_failed", outbox_id=outbox_id, error=str(exc))
 
 
+def _checked(
+    idempotency_key: str,
+    channel: str,
+    recipient: str,
+    body: str,
+    media: Media | None,
+    source: str,
+) -> outbox_sql.NewMessage:
+    """The message as a new row holds it, once checked (InvalidInput otherwise)."""
+    _validate(idempotency_key, channel, recipient, body)
+    return outbox_sql.NewMessage(
+        idempotency_key,
+        channel,
+        recipient.strip(),
+        body,
+        media.url if media else None,
+        media.mime_type if media else None,
+        source,
+    )
+
+
 def _validate(key: str, channel: str, recipient: str, body: str) -> None:
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidInput(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters")
@@ -145,19 +166,10 @@ def queue_message(
     committed (:func:`enqueue_deliveries`, many rows as groups); the relay covers a crash in
     between.
     """
-    _validate(idempotency_key, channel, recipient, body)
+    message = _checked(idempotency_key, channel, recipient, body, media, source)
     # One statement claims the key and reads the new row back: atomic without a transaction
     # (or savepoint) of its own, and part of the caller's transaction when there is one.
-    row = outbox_sql.insert_queued(
-        idempotency_key,
-        channel,
-        recipient.strip(),
-        body,
-        media.url if media else None,
-        media.mime_type if media else None,
-        source,
-        clock.now(),
-    )
+    row = outbox_sql.insert_queued(message, clock.now())
     if row is not None:
         if enqueue:
             # Outside a transaction the row is committed already, and this enqueues at once.
@@ -188,17 +200,8 @@ def claim_here(
     a crash between a claim and its send does: the relay settles it (`unknown` for review, or
     sent again on a channel that deduplicates).
     """
-    _validate(idempotency_key, channel, recipient, body)
-    return outbox_sql.claimed_here_values(
-        idempotency_key,
-        channel,
-        recipient.strip(),
-        body,
-        media.url if media else None,
-        media.mime_type if media else None,
-        source,
-        clock.now(),
-    )
+    message = _checked(idempotency_key, channel, recipient, body, media, source)
+    return message.claimed_here(clock.now())
 
 
 @dataclass(frozen=True)
@@ -219,38 +222,15 @@ def queue_messages(messages: Sequence[Outgoing], source: str = "manual") -> list
     is claimed once, and the deliveries of the new claims are enqueued after the commit. Returns
     the ids of the rows this call claimed; keys claimed before are left as they are.
     """
-    for m in messages:
-        _validate(m.idempotency_key, m.channel, m.recipient, m.body)
-    if not messages:
-        return []
-    now = clock.now()
-    rows = [
-        (
-            m.idempotency_key,
-            m.channel,
-            m.recipient.strip(),
-            m.body,
-            m.media.url if m.media else None,
-            m.media.mime_type if m.media else None,
-            source,
-            QUEUED,
-            now,
-            now,
-        )
+    checked = [
+        _checked(m.idempotency_key, m.channel, m.recipient, m.body, m.media, source)
         for m in messages
     ]
-    fields = [
-        OutboxMessage.idempotency_key,
-        OutboxMessage.channel,
-        OutboxMessage.recipient,
-        OutboxMessage.body,
-        OutboxMessage.media_url,
-        OutboxMessage.media_mime,
-        OutboxMessage.source,
-        OutboxMessage.status,
-        OutboxMessage.created_at,
-        OutboxMessage.enqueued_at,
-    ]
+    if not checked:
+        return []
+    now = clock.now()
+    rows = [message.queued(now) for message in checked]
+    fields = list(outbox_sql.INSERTED)
     with database.atomic():
         # RETURNING gives only the rows inserted, on both backends: ignored keys are not claims.
         query = (

@@ -73,55 +73,41 @@ def _insert_sql(param: str) -> str:
     )
 
 
-def queued_values(
-    idempotency_key: str,
-    channel: str,
-    recipient: str,
-    body: str,
-    media_url: str | None,
-    media_mime: str | None,
-    source: str,
-    now: datetime,
-) -> tuple[Any, ...]:
-    """A new claim's values for the fields of INSERTED, in their order: `queued`, no attempt."""
-    return (
-        idempotency_key,
-        channel,
-        recipient,
-        body,
-        media_url,
-        media_mime,
-        source,
-        QUEUED,
-        0,
-        now,
-        now,
-    )
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to claim, checked (worker.outbox does that): its values for a new row."""
+
+    idempotency_key: str
+    channel: str
+    recipient: str
+    body: str
+    media_url: str | None
+    media_mime: str | None
+    source: str
+
+    def queued(self, now: datetime) -> tuple[Any, ...]:
+        """Values for the fields of INSERTED, in their order: `queued`, no attempt yet."""
+        return (*self._content(), QUEUED, 0, now, now)
+
+    def claimed_here(self, now: datetime) -> tuple[Any, ...]:
+        """Values for the fields of CLAIMED_HERE: `sending`, its first attempt, claimed now."""
+        return (*self._content(), SENDING, 1, now, now, now)
+
+    def _content(self) -> tuple[Any, ...]:
+        return (
+            self.idempotency_key,
+            self.channel,
+            self.recipient,
+            self.body,
+            self.media_url,
+            self.media_mime,
+            self.source,
+        )
 
 
 # A claim written already taken for sending: by the worker that sends it as soon as the
 # claim is committed (worker.outbox.send_here), so no second statement claims it.
 CLAIMED_HERE: tuple[Field, ...] = (*INSERTED, OutboxMessage.claimed_at)
-
-
-def claimed_here_values(
-    idempotency_key: str,
-    channel: str,
-    recipient: str,
-    body: str,
-    media_url: str | None,
-    media_mime: str | None,
-    source: str,
-    now: datetime,
-) -> tuple[Any, ...]:
-    """Such a claim's values for the fields of CLAIMED_HERE: `sending`, its first attempt."""
-    values = queued_values(
-        idempotency_key, channel, recipient, body, media_url, media_mime, source, now
-    )
-    by_field = dict(zip(INSERTED, values, strict=True))
-    by_field[OutboxMessage.status] = SENDING
-    by_field[OutboxMessage.attempts] = 1
-    return (*by_field.values(), now)
 
 
 def claimed_row(outbox_id: int, values: Sequence[Any]) -> OutboxMessage:
@@ -132,24 +118,13 @@ def claimed_row(outbox_id: int, values: Sequence[Any]) -> OutboxMessage:
     return message
 
 
-def insert_queued(
-    idempotency_key: str,
-    channel: str,
-    recipient: str,
-    body: str,
-    media_url: str | None,
-    media_mime: str | None,
-    source: str,
-    now: datetime,
-) -> OutboxMessage | None:
+def insert_queued(message: NewMessage, now: datetime) -> OutboxMessage | None:
     """Claim the key with a new `queued` row; None when the key was claimed before.
 
     RETURNING gives back only a row this statement inserted, on both backends (an ignored
     insert returns nothing, where SQLite's last row id would name the previous insert).
     """
-    values = queued_values(
-        idempotency_key, channel, recipient, body, media_url, media_mime, source, now
-    )
+    values = message.queued(now)
     params = [f.db_value(v) for f, v in zip(INSERTED, values, strict=True)]
     found = database.execute_sql(_insert_sql(_param()), params).fetchone()
     return None if found is None else _row(found)

@@ -20,16 +20,18 @@ DELIVERY_MAX_BACKOFF_MS = 300_000
 # after worker.delivery.GROUP_SECONDS; this only stops a hung thread.
 DELIVERY_TIME_LIMIT_MS = 180_000
 
+# What both delivery actors share; an unknown id (OutreachError) is not retried.
+_DELIVERY_OPTIONS: dict[str, Any] = {
+    "queue_name": "delivery",
+    "max_retries": DELIVERY_MAX_RETRIES,
+    "min_backoff": DELIVERY_MIN_BACKOFF_MS,
+    "max_backoff": DELIVERY_MAX_BACKOFF_MS,
+    "time_limit": DELIVERY_TIME_LIMIT_MS,
+    "throws": (OutreachError,),
+}
 
-@dramatiq.actor(
-    queue_name="delivery",
-    max_retries=DELIVERY_MAX_RETRIES,
-    min_backoff=DELIVERY_MIN_BACKOFF_MS,
-    max_backoff=DELIVERY_MAX_BACKOFF_MS,
-    time_limit=DELIVERY_TIME_LIMIT_MS,
-    throws=(OutreachError,),
-    on_retry_exhausted="outbox_deliveries_exhausted",
-)
+
+@dramatiq.actor(**_DELIVERY_OPTIONS, on_retry_exhausted="outbox_deliveries_exhausted")
 def deliver_outbox_messages(outbox_ids: list[int]) -> None:
     """A group of outbox rows (as queued together); what a retry finds done it skips."""
     delivery.deliver_many([int(outbox_id) for outbox_id in outbox_ids])
@@ -45,12 +47,7 @@ def outbox_deliveries_exhausted(message: dict[str, Any], info: dict[str, Any]) -
 # One row per message: how deliveries were enqueued before groups (a dead-lettered one may be
 # requeued), and still a way to push one row by hand.
 @dramatiq.actor(
-    queue_name="delivery",
-    max_retries=DELIVERY_MAX_RETRIES,
-    min_backoff=DELIVERY_MIN_BACKOFF_MS,
-    max_backoff=DELIVERY_MAX_BACKOFF_MS,
-    time_limit=DELIVERY_TIME_LIMIT_MS,
-    throws=(OutreachError,),
+    **_DELIVERY_OPTIONS,
     on_retry_exhausted="outbox_delivery_exhausted",
     log_context=("outbox_id",),
 )

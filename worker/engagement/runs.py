@@ -103,14 +103,7 @@ def record_skipped(run_id: int, user_ids: Iterable[int], check_type: str, detail
             recorded += (
                 EngagementOutcome.insert_many(
                     rows[start : start + SKIP_CHUNK],
-                    fields=[
-                        EngagementOutcome.run,
-                        EngagementOutcome.user_id,
-                        EngagementOutcome.check_type,
-                        EngagementOutcome.outcome,
-                        EngagementOutcome.detail,
-                        EngagementOutcome.recorded_at,
-                    ],
+                    fields=list(_OUTCOME.fields),
                 )
                 .on_conflict_ignore()
                 .as_rowcount()

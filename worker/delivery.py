@@ -154,12 +154,13 @@ def deliver_many(outbox_ids: Sequence[int]) -> dict[int, Outcome]:
     outcomes: dict[int, Outcome] = {}
     errors: list[Exception] = []
     todo = list(dict.fromkeys(outbox_ids))
+    size = DELIVERY_WINDOW
     started = time.monotonic()
     while todo:
         if outcomes and time.monotonic() - started > GROUP_SECONDS:
             _hand_over(todo)
             break
-        window, todo = todo[:DELIVERY_WINDOW], todo[DELIVERY_WINDOW:]
+        window, todo = todo[:size], todo[size:]
         # The usual case in one statement: queued rows on a working channel, claimed and read.
         claimed = outbox_sql.claim_queued(window, clock.now(), channels)
         for outbox_id in window:
@@ -171,6 +172,13 @@ def deliver_many(outbox_ids: Sequence[int]) -> dict[int, Outcome]:
                     errors.append(exc)
         window_rows = [claimed[i] for i in window if i in claimed]
         unsent = _send_claimed(window_rows, settings, outcomes, errors)
+        if unsent:
+            # A slow channel: the next window claims only what this one had time to send, so
+            # rows are not claimed and given back over and over; it grows again when sends
+            # are quick.
+            size = max(1, len(window_rows) - len(unsent))
+        else:
+            size = min(DELIVERY_WINDOW, size * 2)
         todo = unsent + todo
     _raise_first(errors)
     return outcomes

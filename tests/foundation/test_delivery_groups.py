@@ -144,10 +144,12 @@ def test_a_slow_window_gives_its_unsent_rows_back_and_they_go_in_the_next(
     ids = queue(4)
     # When the group is delivered
     outcomes = deliver_many(ids)
-    # Then every row was sent once, one per window, each window giving the rest back
+    # Then every row was sent once, one per window. The first window (4 claimed) gave 3 back;
+    # the next claimed only what the first had time to send (1), sent it all, and so doubled
+    # (2), gave 1 back, and the last claimed 1: each give-back is one more claim of the row
     assert set(outcomes.values()) == {Outcome.SENT}
     assert channel.keys() == ["g-0", "g-1", "g-2", "g-3"]
-    assert [OutboxMessage.get_by_id(i).attempts for i in ids] == [1, 2, 3, 4]
+    assert [OutboxMessage.get_by_id(i).attempts for i in ids] == [1, 2, 2, 3]
 
 
 def test_a_group_out_of_time_hands_the_rest_to_a_new_message(

@@ -6,8 +6,9 @@ again by itself only on a channel that deduplicates by key (design invariant 2).
 
 Rows come in groups (one delivery message for the rows queued together) and go out in windows:
 a window's rows are claimed in one statement, sent one after another, and their outcomes
-recorded in one transaction. A window stops taking new sends after WINDOW_SECONDS and gives its
-unsent rows back, so a worker killed mid-window leaves a second or so of sends for review.
+recorded together (row by row if that fails). A window stops taking new sends after
+WINDOW_SECONDS and gives its unsent rows back, so a worker killed mid-window leaves a second or
+so of sends for review.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 
+from peewee import Expression
 from structlog.contextvars import bound_contextvars
 
 from storage import clock
@@ -62,10 +64,18 @@ class Outcome(enum.StrEnum):
     IN_FLIGHT = "in_flight"  # another worker is sending it right now
 
 
-def _finish(outbox_id: int, status: str, *, attempt: int | None, **values: object) -> bool:
+def _finish(
+    outbox_id: int,
+    status: str,
+    *,
+    attempt: int | None,
+    only: Expression | None = None,
+    **values: object,
+) -> bool:
     """Move a row out of `sending` (or `queued`) to a final status and tell its source.
 
-    Conditional on the claim this worker made, so a late worker never overwrites another's result.
+    Conditional on the claim this worker made, so a late worker never overwrites another's
+    result; without a claim (`attempt` None), on `only` (by default: `queued` or `sending`).
     """
     with write_transaction():
         query = OutboxMessage.update(status=status, finished_at=clock.now(), **values).where(
@@ -76,7 +86,9 @@ def _finish(outbox_id: int, status: str, *, attempt: int | None, **values: objec
                 (OutboxMessage.status == SENDING) & (OutboxMessage.attempts == attempt)
             )
         else:
-            query = query.where(OutboxMessage.status.in_([QUEUED, SENDING]))
+            query = query.where(
+                OutboxMessage.status.in_([QUEUED, SENDING]) if only is None else only
+            )
         # The row as it now is comes back from the update itself (RETURNING, both backends).
         finished = list(query.returning(*OutboxMessage._meta.sorted_fields).execute())
         if not finished:
@@ -163,6 +175,9 @@ def deliver_many(outbox_ids: Sequence[int]) -> dict[int, Outcome]:
         window, todo = todo[:size], todo[size:]
         # The usual case in one statement: queued rows on a working channel, claimed and read.
         claimed = outbox_sql.claim_queued(window, clock.now(), channels)
+        window_rows = [claimed[i] for i in window if i in claimed]
+        # This worker's claims go out first: nothing below can leave them claimed and unsent.
+        unsent = _send_claimed(window_rows, settings, outcomes, errors)
         for outbox_id in window:
             if outbox_id not in claimed:
                 # A duplicate, a send that died, or a channel that cannot work: read it and see.
@@ -170,18 +185,18 @@ def deliver_many(outbox_ids: Sequence[int]) -> dict[int, Outcome]:
                     outcomes[outbox_id] = _deliver_unclaimed(outbox_id, settings)
                 except (TransientSendError, OutreachError) as exc:
                     errors.append(exc)
-        window_rows = [claimed[i] for i in window if i in claimed]
-        unsent = _send_claimed(window_rows, settings, outcomes, errors)
-        if unsent:
-            # A slow channel: the next window claims only what this one had time to send, so
-            # rows are not claimed and given back over and over; it grows again when sends
-            # are quick.
-            size = max(1, len(window_rows) - len(unsent))
-        else:
-            size = min(DELIVERY_WINDOW, size * 2)
+        size = _next_window_size(size, len(window_rows), len(unsent))
         todo = unsent + todo
     _raise_first(errors)
     return outcomes
+
+
+def _next_window_size(size: int, claimed: int, unsent: int) -> int:
+    """After a slow window, claim only what it had time to send, so rows are not claimed and
+    given back over and over; grow again, up to DELIVERY_WINDOW, while sends are quick."""
+    if unsent:
+        return max(1, claimed - unsent)
+    return min(DELIVERY_WINDOW, size * 2)
 
 
 def _raise_first(errors: list[Exception]) -> None:
@@ -318,8 +333,39 @@ def _attempt_uncertain(
 def _record(
     results: list[ClaimOutcome], unsent: list[OutboxMessage], *, has_handlers: bool
 ) -> None:
-    """The window's outcomes in one statement; its retries and unsent rows, back to `queued`,
-    in another. With outcome handlers, or both statements, in one transaction."""
+    """Record the window; should that fail (a source's handler, a deadlock), row by row, so one
+    row's fault costs that row only (left `sending`, for the relay), not the window's sends.
+
+    The statements are conditional on each claim, so recording again is safe. The first
+    error is raised once every row has been tried.
+    """
+    try:
+        _record_together(results, unsent, has_handlers=has_handlers)
+        return
+    except Exception as exc:
+        if len(results) + len(unsent) <= 1:
+            raise
+        log.warning("delivery.record_window_failed", rows=len(results), error=str(exc))
+    failures: list[Exception] = []
+    parts: list[tuple[list[ClaimOutcome], list[OutboxMessage]]] = [([r], []) for r in results]
+    if unsent:
+        parts.append(([], unsent))
+    for part_results, part_unsent in parts:
+        try:
+            _record_together(part_results, part_unsent, has_handlers=has_handlers)
+        except Exception as exc:
+            ids = [r.outbox_id for r in part_results] or [row.id for row in part_unsent]
+            log.error("delivery.record_failed", outbox_ids=ids, error=str(exc))
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+
+
+def _record_together(
+    results: list[ClaimOutcome], unsent: list[OutboxMessage], *, has_handlers: bool
+) -> None:
+    """The outcomes in one statement; the retries and unsent rows, back to `queued`, in
+    another. With outcome handlers, or both statements, in one transaction."""
     final = [r for r in results if r.status != QUEUED]
     back = [(r.outbox_id, r.attempt, r.error) for r in results if r.status == QUEUED]
     back += [(row.id, row.attempts, None) for row in unsent]
@@ -347,9 +393,20 @@ def _mark_unknown(row: OutboxMessage, reason: str = DIED_MID_SEND) -> Outcome:
     return Outcome.ALREADY_DONE
 
 
-def mark_exhausted(outbox_id: int, error: str) -> bool:
-    """Retries ran out: the row is `failed`, and its message sits in the dead-letter queue."""
-    done = _finish(outbox_id, FAILED, attempt=None, last_error=f"retries exhausted: {error}")
+def mark_exhausted(outbox_id: int, error: str, *, failed_before: bool = False) -> bool:
+    """Retries ran out: the row is `failed`, and its message sits in the dead-letter queue.
+
+    Only a row waiting in `queued`: one `sending` is another worker's claim right now (a group
+    can share rows with the message it handed them over to), and the relay settles it if that
+    worker died. With `failed_before`, only a row that recorded a send error: a row of a group
+    that was never tried (handed over) is left to the message that has it now.
+    """
+    waiting = OutboxMessage.status == QUEUED
+    if failed_before:
+        waiting &= OutboxMessage.last_error.is_null(False)
+    done = _finish(
+        outbox_id, FAILED, attempt=None, only=waiting, last_error=f"retries exhausted: {error}"
+    )
     if done:
         log.error("delivery.exhausted", outbox_id=outbox_id, error=error)
     return done

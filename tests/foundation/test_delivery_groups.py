@@ -361,3 +361,35 @@ def test_a_row_sent_here_on_a_channel_without_its_settings_fails_with_the_reason
     assert failed.status == "failed"
     assert "WAHA_URL" in failed.last_error
     assert "delivery.DQ" not in stub_broker.queues or not stub_broker.queues["delivery.DQ"].qsize()
+
+
+def test_one_row_s_fault_in_recording_costs_that_row_only(db, clock, channel):
+    # Given a source whose outcome handler breaks on one row of a window
+    def handler(rows):
+        if any(r.idempotency_key == "f-1" for r in rows):
+            raise RuntimeError("handler bug")
+
+    on_outcome("test-fault")(handler)
+    ids = queue(3, prefix="f", source="test-fault")
+    # When the window is delivered, the error is raised once every row has been recorded
+    with pytest.raises(RuntimeError, match="handler bug"):
+        deliver_many(ids)
+    # Then the other rows' sends are recorded, and the broken one is left `sending`, for the relay
+    assert statuses(ids) == ["sent", "sending", "sent"]
+    assert channel.keys() == ["f-0", "f-1", "f-2"]
+
+
+def test_exhausted_retries_leave_rows_that_another_message_holds(db, clock, channel, stub_broker):
+    # Given a group: one row kept failing, one was handed over and never tried, and one is
+    # being sent by another worker right now
+    ids = queue(3)
+    OutboxMessage.update(last_error="HTTP 503", attempts=8).where(
+        OutboxMessage.id == ids[0]
+    ).execute()
+    OutboxMessage.update(status="sending", attempts=1, claimed_at=clock.now()).where(
+        OutboxMessage.id == ids[2]
+    ).execute()
+    # When the group's retries run out
+    outbox_deliveries_exhausted(deliver_outbox_messages.message(ids).asdict(), {})
+    # Then only the failing row is failed; the others are left to the messages that hold them
+    assert statuses(ids) == ["failed", "queued", "sending"]

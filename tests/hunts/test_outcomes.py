@@ -109,3 +109,45 @@ def test_an_outcome_reported_twice_is_applied_once(
     # Then nothing more is given back
     assert pacing.today_count(hunt.id) == 1
     assert credit(hunt.id, "whatsapp") == (5, 1, 0)
+
+
+def test_one_window_of_mixed_outcomes_for_two_hunts_settles_each_contact(
+    db, clock, make_ads, make_hunt, monkeypatch
+):
+    # Given two hunts with two contacts queued each, and a receiver that refuses one of each
+    make_ads(4)
+    first = make_hunt(channels=["log"], credits={"log": 5}, daily_pacing_limit=2)
+    second = make_hunt(channels=["log"], credits={"log": 5}, daily_pacing_limit=2)
+    run_hunt(first.id)
+    run_hunt(second.id)
+    rows = list(OutboxMessage.select().order_by(OutboxMessage.id))
+    assert len(rows) == 4
+    refused = {rows[0].recipient, rows[3].recipient}
+
+    class Refusing:
+        name = "log"
+        deduplicates = False
+
+        def send(self, message):
+            if message.recipient in refused and message.idempotency_key in {
+                rows[0].idempotency_key,
+                rows[3].idempotency_key,
+            }:
+                raise delivery.PermanentSendError("refused")
+            return "ok"
+
+    monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: Refusing())
+    # When all four go out in one window, their outcomes recorded together (newest first)
+    outcomes = delivery.deliver_many([r.id for r in reversed(rows)])
+    # Then each hunt consumed one credit and got one credit and one pacing slot back
+    assert sorted(outcomes.values()) == ["failed", "failed", "sent", "sent"]
+    for hunt in (first, second):
+        assert credit(hunt.id, "log") == (5, 0, 1)
+        assert pacing.today_count(hunt.id) == 1
+    assert sorted(c.status for c in ContactedAd.select()) == ["failed", "failed", "sent", "sent"]
+    assert sorted(lead.stage for lead in Lead.select()) == [
+        "contacte",
+        "contacte",
+        "nouveau",
+        "nouveau",
+    ]

@@ -39,9 +39,11 @@ def deliver_outbox_messages(outbox_ids: list[int]) -> None:
 
 @dramatiq.actor(queue_name="delivery", max_retries=DELIVERY_MAX_RETRIES)
 def outbox_deliveries_exhausted(message: dict[str, Any], info: dict[str, Any]) -> None:
-    """Retries ran out: the group's rows not sent yet are recorded as failed."""
+    """Retries ran out: the group's rows that kept failing are recorded as failed (a row it
+    handed over to another message, never tried, is left to that message)."""
     for outbox_id in message["args"][0]:
-        delivery.mark_exhausted(int(outbox_id), exhausted_reason(int(outbox_id), message))
+        reason = exhausted_reason(int(outbox_id), message)
+        delivery.mark_exhausted(int(outbox_id), reason, failed_before=True)
 
 
 # One row per message: how deliveries were enqueued before groups (a dead-lettered one may be

@@ -40,3 +40,25 @@ def test_allocate_adds_credits_and_refuses_negative_amounts(db, clock, make_hunt
     with pytest.raises(InvalidInput, match="0 or more"):
         credits.allocate(hunt.id, {"whatsapp": -1})
     assert credits.available(hunt.id) == {"whatsapp": 5}
+
+
+def test_settle_many_reservations_in_one_go(db, clock, make_hunt):
+    hunt = make_hunt(channels=["log"], credits={"log": 10})
+    for _ in range(5):
+        assert credits.reserve(hunt.id, "log")
+    # When three went out and two failed, settled together
+    credits.settle(hunt.id, "log", used=3, freed=2)
+    # Then three are consumed and two are free again
+    row = HuntChannelCredit.get(HuntChannelCredit.hunt == hunt.id)
+    assert (row.reserved, row.consumed) == (0, 3)
+    assert credits.available(hunt.id) == {"log": 7}
+
+
+def test_settle_more_than_is_reserved_never_goes_below_zero(db, clock, make_hunt):
+    # Given one reservation, and an outcome report for three (a row settled by hand meanwhile)
+    hunt = make_hunt(channels=["log"], credits={"log": 10})
+    assert credits.reserve(hunt.id, "log")
+    credits.settle(hunt.id, "log", used=2, freed=1)
+    # Then what was reserved is settled, one at a time, and nothing goes negative
+    row = HuntChannelCredit.get(HuntChannelCredit.hunt == hunt.id)
+    assert (row.reserved, row.consumed) == (0, 1)

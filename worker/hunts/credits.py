@@ -69,3 +69,27 @@ def release(hunt_id: int, channel: str) -> bool:
             .where(_row(hunt_id, channel) & (C.reserved > 0))
             .execute()
         )
+
+
+def settle(hunt_id: int, channel: str, *, used: int, freed: int) -> None:
+    """Settle several reservations at once: `used` become consumed, `freed` are free again.
+
+    One statement when the reservations are all there (the usual case); otherwise one at a
+    time, each never taking `reserved` below zero, as :func:`consume` and :func:`release` do.
+    """
+    C = HuntChannelCredit
+    total = used + freed
+    if not total:
+        return
+    with writing():
+        settled = (
+            C.update(reserved=C.reserved - total, consumed=C.consumed + used)
+            .where(_row(hunt_id, channel) & (C.reserved >= total))
+            .execute()
+        )
+        if settled:
+            return
+        for _ in range(used):
+            consume(hunt_id, channel)
+        for _ in range(freed):
+            release(hunt_id, channel)

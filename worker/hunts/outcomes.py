@@ -36,54 +36,60 @@ _CONTACT_STATUS = {SENT: CONTACT_SENT, FAILED: CONTACT_FAILED, UNKNOWN: CONTACT_
 
 @on_outcome(SOURCE)
 def record_hunt_outcomes(messages: Sequence[OutboxMessage]) -> None:
-    """A window's outcomes, in the order a hunt's run takes its locks, whatever order they came
-    in: each contact first, then the pacing slots given back (failed sends), then the credits,
-    then the leads, each in (hunt, day, channel) order. Two transactions that touch the same
-    rows then always wait for each other in the same order, never in a cycle."""
+    """A window's outcomes, a statement per kind of change rather than per row, in the order a
+    hunt's run takes its locks, whatever order they came in: the contacts, then the pacing
+    slots given back (failed sends), then the credits, then the leads, each in (hunt, channel)
+    order. Two transactions that touch the same rows then wait for each other in the same
+    order, never in a cycle."""
     now = clock.now()
-    settled = [
-        (contact, message.status)
-        for message in sorted(messages, key=lambda m: m.id)
-        if (contact := _settle(message, now)) is not None
-    ]
-
-    def order(item: tuple[ContactedAd, str]) -> tuple[int, object, str, int]:
-        contact, _ = item
-        return (contact.hunt_id, contact.day, contact.channel, contact.id)
-
-    settled.sort(key=order)
+    settled = _settle(messages, now)
     for contact, status in settled:
         if status == FAILED:
             pacing.release(contact.hunt_id, contact.channel, contact.day)
-    for contact, status in settled:
-        if status == FAILED:
-            credits.release(contact.hunt_id, contact.channel)
             log.info("hunt.contact_failed", hunt_id=contact.hunt_id, ad_id=contact.ad_id)
-        else:
-            # Sent, or unknown (it may have gone out): the credit counts as used.
-            credits.consume(contact.hunt_id, contact.channel)
+    _settle_credits(settled)
+    sent: dict[int, list[int]] = {}
     for contact, status in settled:
         if status == SENT:
-            # The lead was created with the contact, by the same hunt.
-            Lead.update(stage=CONTACTE, updated_at=now).where(
-                (Lead.ad == contact.ad_id)
-                & (Lead.hunt == contact.hunt_id)
-                & (Lead.stage == NOUVEAU)
-            ).execute()
+            sent.setdefault(contact.hunt_id, []).append(contact.ad_id)
+    for hunt_id, ad_ids in sorted(sent.items()):
+        # The leads were created with the contacts, by the same hunt.
+        Lead.update(stage=CONTACTE, updated_at=now).where(
+            (Lead.hunt == hunt_id) & Lead.ad.in_(sorted(ad_ids)) & (Lead.stage == NOUVEAU)
+        ).execute()
 
 
-def _settle(message: OutboxMessage, now: datetime) -> ContactedAd | None:
-    """The contact's status from its message's outcome; None when there is nothing to apply.
+def _settle(messages: Sequence[OutboxMessage], now: datetime) -> list[tuple[ContactedAd, str]]:
+    """The contacts' statuses from their messages' outcomes, one statement per outcome; returns
+    those changed, in (hunt, day, channel) order.
 
-    Conditional on `queued`: the outcome is applied once, however often it is reported.
+    Conditional on `queued`: an outcome is applied once, however often it is reported.
     """
-    contact = ContactedAd.get_or_none(ContactedAd.outbox_message == message.id)
-    if contact is None:
-        log.warning("hunt.outcome_without_contact", outbox_id=message.id)
-        return None
-    settled = (
-        ContactedAd.update(status=_CONTACT_STATUS[message.status], finished_at=now)
-        .where((ContactedAd.id == contact.id) & (ContactedAd.status == CONTACT_QUEUED))
-        .execute()
-    )
-    return contact if settled else None
+    by_status: dict[str, list[int]] = {}
+    for message in messages:
+        by_status.setdefault(message.status, []).append(message.id)
+    settled: list[tuple[ContactedAd, str]] = []
+    for status, outbox_ids in sorted(by_status.items()):
+        changed = (
+            ContactedAd.update(status=_CONTACT_STATUS[status], finished_at=now)
+            .where(
+                ContactedAd.outbox_message.in_(sorted(outbox_ids))
+                & (ContactedAd.status == CONTACT_QUEUED)
+            )
+            .returning(ContactedAd)
+            .execute()
+        )
+        settled += [(contact, status) for contact in changed]
+    settled.sort(key=lambda item: (item[0].hunt_id, item[0].day, item[0].channel, item[0].id))
+    return settled
+
+
+def _settle_credits(settled: list[tuple[ContactedAd, str]]) -> None:
+    """Per hunt and channel: the failed sends' reservations are freed, the others' consumed
+    (sent, or unknown: it may have gone out, so the credit counts as used)."""
+    counts: dict[tuple[int, str], list[int]] = {}
+    for contact, status in settled:
+        used_freed = counts.setdefault((contact.hunt_id, contact.channel), [0, 0])
+        used_freed[1 if status == FAILED else 0] += 1
+    for (hunt_id, channel), (used, freed) in sorted(counts.items()):
+        credits.settle(hunt_id, channel, used=used, freed=freed)

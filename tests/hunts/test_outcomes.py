@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -11,7 +14,8 @@ from storage.models import ContactedAd, HuntChannelCredit, Lead, OutboxMessage
 from worker import delivery
 from worker.hunts import pacing
 from worker.hunts.process import run_hunt
-from worker.outbox import notify_outcome
+from worker.logging import configure_logging
+from worker.outbox import notify_outcome, queue_message
 
 
 def credit(hunt_id: int, channel: str) -> tuple[int, int, int]:
@@ -151,3 +155,30 @@ def test_one_window_of_mixed_outcomes_for_two_hunts_settles_each_contact(
         "nouveau",
         "nouveau",
     ]
+
+
+def test_a_hunt_message_without_a_contact_is_reported_and_changes_nothing(
+    db, clock, make_ads, make_hunt
+):
+    # Given a contact queued normally, and a hunt message that no contact names
+    make_ads(1)
+    hunt = make_hunt(channels=["log"], credits={"log": 5}, daily_pacing_limit=None)
+    run_hunt(hunt.id)
+    stray = queue_message("hunt:stray", "log", "+33611111111", "hello", source="hunt")
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    configure_logging("INFO", stream)
+    try:
+        # When both are delivered in one window
+        ids = [m.id for m in OutboxMessage.select().order_by(OutboxMessage.id)]
+        delivery.deliver_many(ids)
+    finally:
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)
+    # Then the stray one is reported, and the real contact is settled as usual
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    assert [
+        line["outbox_id"] for line in lines if line["event"] == "hunt.outcome_without_contact"
+    ] == [stray.id]
+    assert credit(hunt.id, "log") == (5, 0, 1)

@@ -80,8 +80,26 @@ def _settle(messages: Sequence[OutboxMessage], now: datetime) -> list[tuple[Cont
             .execute()
         )
         settled += [(contact, status) for contact in changed]
+    _warn_without_contact(
+        {m.id for m in messages} - {contact.outbox_message_id for contact, _ in settled}
+    )
     settled.sort(key=lambda item: (item[0].hunt_id, item[0].day, item[0].channel, item[0].id))
     return settled
+
+
+def _warn_without_contact(unchanged: set[int]) -> None:
+    """An outcome reported again changes nothing, quietly; a hunt message with no contact at
+    all is an anomaly worth a line (a query only when some outcome changed nothing)."""
+    if not unchanged:
+        return
+    known = {
+        contact.outbox_message_id
+        for contact in ContactedAd.select(ContactedAd.outbox_message).where(
+            ContactedAd.outbox_message.in_(sorted(unchanged))
+        )
+    }
+    for outbox_id in sorted(unchanged - known):
+        log.warning("hunt.outcome_without_contact", outbox_id=outbox_id)
 
 
 def _settle_credits(settled: list[tuple[ContactedAd, str]]) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 
 from producers.campaigns import tick
 from storage import clock
@@ -102,6 +103,26 @@ def _retry_delays(worker: Proc) -> list[int]:
     return delays
 
 
+def _send_the_batch(
+    campaign_id: int,
+    start_receiver: Callable[[], None],
+    rows_expected: int,
+    client: redis.Redis,
+    namespace: str,
+) -> None:
+    """The campaign's batch goes out against a receiver that is down; the receiver comes back
+    once every send has failed against it; then until the campaign is complete."""
+    with database.connection_context():
+        assert tick(clock.now())["enqueued"] == 1
+    _serve_once_all_refused(start_receiver, rows_expected)
+    wait_until(
+        lambda: _campaign_status(campaign_id) == "completed" and broker_idle(client, namespace),
+        timeout=90,
+        interval=0.2,
+        what="the campaign to complete",
+    )
+
+
 def _serve_once_all_refused(start: Callable[[], None], rows_expected: int) -> None:
     """The receiver stays down until every message has failed against it at least once."""
 
@@ -168,15 +189,7 @@ def test_a_misbehaving_webhook_receiver_gets_each_message_once_after_retries(
     worker = processes.worker(env, processes=1, threads=4)
     wait_for_worker(worker)
     # When the campaign's batch goes out, and the receiver comes back once all have failed
-    with database.connection_context():
-        assert tick(clock.now())["enqueued"] == 1
-    _serve_once_all_refused(webhook.accept_connections, len(addresses))
-    wait_until(
-        lambda: _campaign_status(campaign_id) == "completed" and broker_idle(client, namespace),
-        timeout=90,
-        interval=0.2,
-        what="the campaign to complete",
-    )
+    _send_the_batch(campaign_id, webhook.accept_connections, len(addresses), client, namespace)
     rows = _rows()
     _record(figures, "4 webhook receiver misbehaving", webhook, rows)
     requests = webhook.tally.requests
@@ -250,15 +263,7 @@ def test_smtp_later_answers_are_retried_and_refusals_are_failed(
     worker = processes.worker(env, processes=1, threads=4)
     wait_for_worker(worker)
     # When the batch goes out, and the server comes back once every send has failed against it
-    with database.connection_context():
-        assert tick(clock.now())["enqueued"] == 1
-    _serve_once_all_refused(mailbox.start, len(addresses))
-    wait_until(
-        lambda: _campaign_status(campaign_id) == "completed" and broker_idle(client, namespace),
-        timeout=90,
-        interval=0.2,
-        what="the campaign to complete",
-    )
+    _send_the_batch(campaign_id, mailbox.start, len(addresses), client, namespace)
     rows = _rows()
     _record(figures, "4 SMTP server misbehaving", mailbox, rows)
     requests = mailbox.tally.requests

@@ -25,7 +25,15 @@ from structlog.contextvars import bound_contextvars
 from storage import clock
 from storage.db import write_transaction
 from storage.errors import ConfigurationError, NotFound, OutreachError
-from storage.models.outbox import FAILED, QUEUED, SENDING, SENT, UNKNOWN, OutboxMessage
+from storage.models.outbox import (
+    FAILED,
+    QUEUED,
+    SENDING,
+    SENT,
+    SUPPRESSED,
+    UNKNOWN,
+    OutboxMessage,
+)
 from storage.settings import Settings, get_settings
 from worker import outbox_sql
 from worker.channels import (
@@ -60,6 +68,7 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     RETRY = "retry"  # a transient failure: back to `queued`, the message is retried
+    SUPPRESSED = "suppressed"  # the address opted out after the claim: never sent
     ALREADY_DONE = "already_done"
     IN_FLIGHT = "in_flight"  # another worker is sending it right now
 
@@ -222,19 +231,22 @@ def _deliver_unclaimed(outbox_id: int, settings: Settings) -> Outcome:
     row = OutboxMessage.get_or_none(OutboxMessage.id == outbox_id)
     if row is None:
         raise NotFound(f"outbox message {outbox_id} does not exist")
-    if row.status in (SENT, FAILED, UNKNOWN):
+    if row.status in (SENT, FAILED, UNKNOWN, SUPPRESSED):
         log.info("delivery.already_done", outbox_id=outbox_id, status=row.status)
         return Outcome.ALREADY_DONE
+    stale_before = clock.now() - _stale_after(settings)
+    if row.status == SENDING and row.claimed_at is not None and row.claimed_at >= stale_before:
+        log.info("delivery.in_flight", outbox_id=outbox_id)
+        return Outcome.IN_FLIGHT
+    if outbox_sql.is_row_suppressed(outbox_id):
+        # Consent wins over everything else, a send that died mid-way included.
+        return _suppress(row)
 
     channel = _channel_or_fail(outbox_id, row.channel, settings)
     if channel is None:
         return Outcome.FAILED
     attempt: int | None
     if row.status == SENDING:
-        stale_before = clock.now() - _stale_after(settings)
-        if row.claimed_at is not None and row.claimed_at >= stale_before:
-            log.info("delivery.in_flight", outbox_id=outbox_id)
-            return Outcome.IN_FLIGHT
         if not channel.deduplicates:
             return _mark_unknown(row)
         attempt = _claim(outbox_id, SENDING, stale_before)
@@ -249,6 +261,19 @@ def _deliver_unclaimed(outbox_id: int, settings: Settings) -> Outcome:
     _send_claimed([row], settings, outcomes, errors)
     _raise_first(errors)
     return outcomes[row.id]
+
+
+# Why a row claimed before its address was suppressed is not sent.
+SUPPRESSED_AFTER_CLAIM = "the address was suppressed after the message was queued"
+
+
+def _suppress(row: OutboxMessage) -> Outcome:
+    """The row's address opted out since its claim: it ends `suppressed`, and is never sent."""
+    only = (OutboxMessage.status == row.status) & (OutboxMessage.attempts == row.attempts)
+    if _finish(row.id, SUPPRESSED, attempt=None, only=only, last_error=SUPPRESSED_AFTER_CLAIM):
+        log.info("delivery.suppressed", outbox_id=row.id, channel=row.channel)
+        return Outcome.SUPPRESSED
+    return Outcome.ALREADY_DONE
 
 
 def _channel_or_fail(

@@ -15,9 +15,10 @@ from datetime import timedelta
 from peewee import DoesNotExist
 
 from storage import clock
-from storage.db import database
+from storage.db import database, write_transaction
 from storage.errors import InvalidInput
-from storage.models.outbox import FINAL_STATUSES, QUEUED, OutboxMessage
+from storage.models.consent import normalise_address
+from storage.models.outbox import FINAL_STATUSES, QUEUED, SUPPRESSED, OutboxMessage
 from worker import outbox_sql
 from worker.channels import Media, validate_channel
 from worker.logging import get_logger
@@ -120,6 +121,7 @@ def _checked(
     body: str,
     media: Media | None,
     source: str,
+    account_id: int | None,
 ) -> outbox_sql.NewMessage:
     """The message as a new row holds it, once checked (InvalidInput otherwise)."""
     _validate(idempotency_key, channel, recipient, body)
@@ -131,7 +133,21 @@ def _checked(
         media.url if media else None,
         media.mime_type if media else None,
         source,
+        account_id,
+        normalise_address(recipient),
     )
+
+
+def _tell_suppressed(rows: Sequence[OutboxMessage]) -> None:
+    """Rows a claim wrote `suppressed` are final at once: their sources hear it now, in the
+    claim's own transaction (a campaign's recipient is skipped)."""
+    suppressed = [row for row in rows if row.status == SUPPRESSED]
+    if not suppressed:
+        return
+    log.info("outbox.suppressed", outbox_ids=[row.id for row in suppressed])
+    if any(has_outcome_handlers(row.source) for row in suppressed):
+        with write_transaction():
+            notify_outcomes(suppressed)
 
 
 def _validate(key: str, channel: str, recipient: str, body: str) -> None:
@@ -157,21 +173,27 @@ def queue_message(
     source: str = "manual",
     *,
     enqueue: bool = True,
+    account_id: int | None = None,
 ) -> OutboxMessage:
     """Claim the key and enqueue its delivery after commit; the same key again is a no-op.
 
-    Returns the row: the new one, or the one that already held the key (unchanged).
+    Returns the row: the new one, or the one that already held the key (unchanged). The claim
+    checks the suppression list in the same statement: for an address suppressed in
+    `account_id` (in any account when it is None) the row is written `suppressed`, final,
+    never enqueued, and its source's outcome handlers hear it at once.
     Works inside the caller's transaction, so a claim commits or rolls back with it. With
     `enqueue=False` the caller enqueues the deliveries itself once its transaction has
     committed (:func:`enqueue_deliveries`, many rows as groups); the relay covers a crash in
     between.
     """
-    message = _checked(idempotency_key, channel, recipient, body, media, source)
+    message = _checked(idempotency_key, channel, recipient, body, media, source, account_id)
     # One statement claims the key and reads the new row back: atomic without a transaction
     # (or savepoint) of its own, and part of the caller's transaction when there is one.
     row = outbox_sql.insert_queued(message, clock.now())
     if row is not None:
-        if enqueue:
+        if row.status == SUPPRESSED:
+            _tell_suppressed([row])
+        elif enqueue:
             # Outside a transaction the row is committed already, and this enqueues at once.
             database.after_commit(lambda: enqueue_delivery(row.id))
         return row
@@ -190,17 +212,20 @@ def claim_here(
     body: str,
     source: str,
     media: Media | None = None,
+    account_id: int | None = None,
 ) -> tuple[object, ...]:
     """A new claim's values, checked as :func:`queue_message` checks them, for a caller that
     writes the claim in a statement of its own (the fields of ``worker.outbox_sql.CLAIMED_HERE``,
-    in that order; ON CONFLICT DO NOTHING keeps a key claimed before).
+    in that order; ON CONFLICT DO NOTHING keeps a key claimed before). The caller's statement
+    checks the suppression list too (:func:`worker.outbox_sql.claim_params` gives the
+    parameters in the order of ``worker.outbox_sql.claimed_here_values``).
 
     The row is written already claimed for sending, by the worker that sends it as soon as its
     transaction commits (:func:`send_here`). A crash in between leaves it `sending`, exactly as
     a crash between a claim and its send does: the relay settles it (`unknown` for review, or
     sent again on a channel that deduplicates).
     """
-    message = _checked(idempotency_key, channel, recipient, body, media, source)
+    message = _checked(idempotency_key, channel, recipient, body, media, source, account_id)
     return message.claimed_here(clock.now())
 
 
@@ -215,36 +240,40 @@ class Outgoing:
     media: Media | None = None
 
 
-def queue_messages(messages: Sequence[Outgoing], source: str = "manual") -> list[int]:
-    """:func:`queue_message` for many messages: one insert, deliveries enqueued together.
+# Messages claimed per statement by queue_messages (a parameter list well under every limit).
+CLAIM_CHUNK = 200
+
+
+def queue_messages(
+    messages: Sequence[Outgoing], source: str = "manual", *, account_id: int | None = None
+) -> list[OutboxMessage]:
+    """:func:`queue_message` for many messages of one account: one insert, deliveries enqueued
+    together.
 
     The same rules: every message is checked first (nothing is written if one is bad), each key
-    is claimed once, and the deliveries of the new claims are enqueued after the commit. Returns
-    the ids of the rows this call claimed; keys claimed before are left as they are.
+    is claimed once, a suppressed address is written `suppressed` (its source told at once),
+    and the deliveries of the new `queued` claims are enqueued after the commit. Returns the
+    rows this call wrote; keys claimed before are left as they are.
     """
     checked = [
-        _checked(m.idempotency_key, m.channel, m.recipient, m.body, m.media, source)
+        _checked(m.idempotency_key, m.channel, m.recipient, m.body, m.media, source, account_id)
         for m in messages
     ]
     if not checked:
         return []
     now = clock.now()
-    rows = [message.queued(now) for message in checked]
-    fields = list(outbox_sql.INSERTED)
+    written: list[OutboxMessage] = []
     with database.atomic():
-        # RETURNING gives only the rows inserted, on both backends: ignored keys are not claims.
-        query = (
-            OutboxMessage.insert_many(rows, fields=fields)
-            .on_conflict_ignore()
-            .returning(OutboxMessage.id)
-            .tuples()
-        )
-        claimed = [outbox_id for (outbox_id,) in query.execute()]
+        for first in range(0, len(checked), CLAIM_CHUNK):
+            # RETURNING gives only the rows inserted: ignored keys are not claims.
+            written += outbox_sql.insert_many_queued(checked[first : first + CLAIM_CHUNK], now)
+        _tell_suppressed(written)
+        claimed = [row.id for row in written if row.status == QUEUED]
         if claimed:
             database.after_commit(lambda: enqueue_deliveries(claimed))
-    if len(claimed) < len(messages):
-        log.info("outbox.keys_already_claimed", count=len(messages) - len(claimed))
-    return claimed
+    if len(written) < len(messages):
+        log.info("outbox.keys_already_claimed", count=len(messages) - len(written))
+    return written
 
 
 def relay(

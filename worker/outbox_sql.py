@@ -19,7 +19,8 @@ from typing import Any
 from peewee import Field
 
 from storage.db import database
-from storage.models.outbox import QUEUED, SENDING, OutboxMessage
+from storage.models.consent import Suppression
+from storage.models.outbox import CONSENT_SOURCE, QUEUED, SENDING, SUPPRESSED, OutboxMessage
 
 _META = OutboxMessage._meta
 _FIELDS = tuple(_META.sorted_fields)
@@ -36,7 +37,11 @@ INSERTED: tuple[Field, ...] = (
     OutboxMessage.attempts,
     OutboxMessage.created_at,
     OutboxMessage.enqueued_at,
+    OutboxMessage.account_id,
+    OutboxMessage.address,
 )
+# Where in INSERTED the status is: a claim writes it `suppressed` for a suppressed address.
+_STATUS_AT = [f.name for f in INSERTED].index("status")
 
 
 def _quote(name: str) -> str:
@@ -63,14 +68,47 @@ def _row(values: Sequence[Any]) -> OutboxMessage:
     return message
 
 
-@lru_cache(maxsize=4)
-def _insert_sql(param: str) -> str:
+_SUPPRESSION = _quote(Suppression._meta.table_name)
+
+
+def suppressed_sql(address: str, account_id: str | None) -> str:
+    """SQL that is true when `address` (an SQL expression) is suppressed for `account_id` (an
+    SQL expression; None: in any account, for a message sent for no account)."""
+    where = f"s.{_column(Suppression.address)} = {address}"
+    if account_id is not None:
+        where += f" AND s.{_column(Suppression.account_id)} = {account_id}"
+    return f"EXISTS (SELECT 1 FROM {_SUPPRESSION} AS s WHERE {where})"
+
+
+def _status_sql(param: str, *, checked: bool, by_account: bool) -> str:
+    """The status a claim writes: `suppressed` for a suppressed address, else the given one
+    (parameters: the address, the account when `by_account`, then the status)."""
+    if not checked:
+        return param
+    check = suppressed_sql(param, param if by_account else None)
+    return f"CASE WHEN {check} THEN '{SUPPRESSED}' ELSE {param} END"
+
+
+@lru_cache(maxsize=16)
+def _insert_sql(param: str, checked: bool, by_account: bool) -> str:
+    values = [param] * len(INSERTED)
+    values[_STATUS_AT] = _status_sql(param, checked=checked, by_account=by_account)
     return (
         f"INSERT INTO {_TABLE} ({', '.join(_column(f) for f in INSERTED)}) "
-        f"VALUES ({', '.join([param] * len(INSERTED))}) "
+        f"VALUES ({', '.join(values)}) "
         f"ON CONFLICT ({_column(OutboxMessage.idempotency_key)}) DO NOTHING "
         f"RETURNING {_COLUMNS}"
     )
+
+
+def claim_params(message: NewMessage, values: Sequence[Any], fields: Sequence[Field]) -> list[Any]:
+    """A claim's parameters in the order of its text: the status's check takes the address
+    (and the account) just before the status itself."""
+    params = [f.db_value(v) for f, v in zip(fields, values, strict=True)]
+    if message.checked:
+        check = [message.address] + ([message.account_id] if message.account_id else [])
+        params[_STATUS_AT:_STATUS_AT] = check
+    return params
 
 
 @dataclass(frozen=True)
@@ -84,14 +122,22 @@ class NewMessage:
     media_url: str | None
     media_mime: str | None
     source: str
+    account_id: int | None = None
+    address: str = ""
+
+    @property
+    def checked(self) -> bool:
+        """Whether the claim checks the suppression list: every message but the confirmation
+        of an address's own stop, the one message it gets after opting out."""
+        return self.source != CONSENT_SOURCE
 
     def queued(self, now: datetime) -> tuple[Any, ...]:
         """Values for the fields of INSERTED, in their order: `queued`, no attempt yet."""
-        return (*self._content(), QUEUED, 0, now, now)
+        return (*self._content(), QUEUED, 0, now, now, self.account_id, self.address)
 
     def claimed_here(self, now: datetime) -> tuple[Any, ...]:
         """Values for the fields of CLAIMED_HERE: `sending`, its first attempt, claimed now."""
-        return (*self._content(), SENDING, 1, now, now, now)
+        return (*self._content(), SENDING, 1, now, now, self.account_id, self.address, now)
 
     def _content(self) -> tuple[Any, ...]:
         return (
@@ -124,10 +170,73 @@ def insert_queued(message: NewMessage, now: datetime) -> OutboxMessage | None:
     RETURNING gives back only a row this statement inserted, on both backends (an ignored
     insert returns nothing, where SQLite's last row id would name the previous insert).
     """
-    values = message.queued(now)
-    params = [f.db_value(v) for f, v in zip(INSERTED, values, strict=True)]
-    found = database.execute_sql(_insert_sql(_param()), params).fetchone()
+    params = claim_params(message, message.queued(now), INSERTED)
+    sql = _insert_sql(_param(), message.checked, bool(message.account_id))
+    found = database.execute_sql(sql, params).fetchone()
     return None if found is None else _row(found)
+
+
+@lru_cache(maxsize=64)
+def _insert_many_sql(param: str, rows: int, checked: bool, by_account: bool) -> str:
+    # What differs per row comes in a VALUES list (cast, so every backend knows its types);
+    # what the rows share is a parameter of the SELECT (typed by the column it goes to).
+    per_row = _per_row_fields()
+    value_row = "(" + ", ".join(f"CAST({param} AS {_cast_type(f)})" for f in per_row) + ")"
+    # By name: a peewee field's == builds an SQL expression, so fields are no dict keys.
+    column = {f.name: f"v.column{n}" for n, f in enumerate(per_row, start=1)}
+    address = column["address"]
+    account = column["account_id"] if by_account else None
+    selected = []
+    for f in INSERTED:
+        if f.name == "status":
+            check = suppressed_sql(address, account)
+            selected.append(
+                f"CASE WHEN {check} THEN '{SUPPRESSED}' ELSE {param} END" if checked else param
+            )
+        else:
+            selected.append(column.get(f.name, param))
+    return (
+        f"INSERT INTO {_TABLE} ({', '.join(_column(f) for f in INSERTED)}) "
+        f"SELECT {', '.join(selected)} FROM (VALUES {', '.join([value_row] * rows)}) AS v "
+        # WHERE true: SQLite's parser needs it before an upsert clause on INSERT ... SELECT.
+        f"WHERE true ON CONFLICT ({_column(OutboxMessage.idempotency_key)}) DO NOTHING "
+        f"RETURNING {_COLUMNS}"
+    )
+
+
+# What every row of one queue_messages call shares: the status, the attempts and the times.
+_SHARED = (
+    OutboxMessage.status,
+    OutboxMessage.attempts,
+    OutboxMessage.created_at,
+    OutboxMessage.enqueued_at,
+)
+
+
+def _cast_type(field: Field) -> str:
+    return "BIGINT" if field.name == "account_id" else "TEXT"
+
+
+def _per_row_fields() -> list[Field]:
+    shared = {f.name for f in _SHARED}
+    return [f for f in INSERTED if f.name not in shared]
+
+
+def insert_many_queued(messages: Sequence[NewMessage], now: datetime) -> list[OutboxMessage]:
+    """Claim many keys in one statement (messages of one source and one account); returns the
+    rows inserted (`queued`, or `suppressed`), none for a key claimed before."""
+    if not messages:
+        return []
+    first = messages[0]
+    per_row = _per_row_fields()
+    # The SELECT's parameters come first in the text, in INSERTED order: the status, then
+    # attempts and the two times; then the VALUES rows.
+    params: list[Any] = [QUEUED, 0, *(f.db_value(now) for f in _SHARED[2:])]
+    for message in messages:
+        row = {f.name: v for f, v in zip(INSERTED, message.queued(now), strict=True)}
+        params += [f.db_value(row[f.name]) for f in per_row]
+    sql = _insert_many_sql(_param(), len(messages), first.checked, bool(first.account_id))
+    return [_row(found) for found in database.execute_sql(sql, params).fetchall()]
 
 
 @lru_cache(maxsize=4)
@@ -151,19 +260,49 @@ def _claim_sql(param: str, rows: int, channels: int) -> str:
         f"WHERE {_column(OutboxMessage.id)} IN ({', '.join([param] * rows)}) "
         f"AND {_column(OutboxMessage.status)} = {param} "
         f"AND {_column(OutboxMessage.channel)} IN ({', '.join([param] * channels)}) "
+        f"AND NOT {_ROW_SUPPRESSED} "
         f"RETURNING {_COLUMNS}"
     )
+
+
+def _row_suppressed_sql() -> str:
+    """True for an outbox row whose address is suppressed in its account (any account for a row
+    of none), except the confirmation of a stop (worker.consent), sent after it on purpose."""
+    address = f"{_TABLE}.{_column(OutboxMessage.address)}"
+    account = f"{_TABLE}.{_column(OutboxMessage.account_id)}"
+    where = (
+        f"s.{_column(Suppression.address)} = {address} AND "
+        f"({account} IS NULL OR s.{_column(Suppression.account_id)} = {account})"
+    )
+    return (
+        f"({_TABLE}.{_column(OutboxMessage.source)} <> '{CONSENT_SOURCE}' AND "
+        f"EXISTS (SELECT 1 FROM {_SUPPRESSION} AS s WHERE {where}))"
+    )
+
+
+_ROW_SUPPRESSED = _row_suppressed_sql()
+
+
+@lru_cache(maxsize=4)
+def _is_row_suppressed_sql(param: str) -> str:
+    return f"SELECT {_ROW_SUPPRESSED} FROM {_TABLE} WHERE {_column(OutboxMessage.id)} = {param}"
+
+
+def is_row_suppressed(outbox_id: int) -> bool:
+    """Whether the row's address is suppressed now (its claim for sending would be refused)."""
+    found = database.execute_sql(_is_row_suppressed_sql(_param()), [outbox_id]).fetchone()
+    return bool(found and found[0])
 
 
 def claim_queued(
     outbox_ids: Sequence[int], now: datetime, channels: Sequence[str]
 ) -> dict[int, OutboxMessage]:
-    """Move the `queued` rows among `outbox_ids` that are on one of `channels` to `sending`,
-    and read them, in one statement; returns them by id.
+    """Move the `queued` rows among `outbox_ids` that are on one of `channels`, and whose
+    address is not suppressed, to `sending`, and read them, in one statement; returns them by id.
 
     Only one worker's update matches a row (the others find it `sending`), so a row that comes
     back is this worker's claim; its `attempts` is the claim's token. A row left out is not
-    queued, or is on a channel that is not in `channels`.
+    queued, is on a channel that is not in `channels`, or is suppressed now.
     """
     if not channels or not outbox_ids:
         return {}

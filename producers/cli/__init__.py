@@ -77,6 +77,7 @@ from producers.cli import (  # noqa: E402
     outbox,
     scheduler,
     status,
+    suppress,
 )
 
 core.register(main)
@@ -89,3 +90,4 @@ scheduler.register(main)
 status.register(main)
 dlq.register(main)
 enqueue.register(main)
+suppress.register(main)

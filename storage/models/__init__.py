@@ -11,6 +11,7 @@ from storage.models.campaigns import (
     MediaItem,
     MessageTemplate,
 )
+from storage.models.consent import InboundEvent, Suppression
 from storage.models.engagement import (
     EngagementOutcome,
     EngagementRun,
@@ -26,6 +27,7 @@ from storage.models.hunts import (
     HuntPacing,
     HuntRun,
     Lead,
+    LeadEvent,
 )
 from storage.models.outbox import OutboxMessage
 from storage.models.scheduler import ScheduleLastFire
@@ -53,7 +55,10 @@ ALL_MODELS: list[type[BaseModel]] = [
     HuntRun,
     Lead,
     ContactedAd,
+    LeadEvent,
     ScheduleLastFire,
+    Suppression,
+    InboundEvent,
 ]
 
 __all__ = [
@@ -75,11 +80,14 @@ __all__ = [
     "HuntChannelCredit",
     "HuntPacing",
     "HuntRun",
+    "InboundEvent",
     "Lead",
+    "LeadEvent",
     "MediaItem",
     "MessageTemplate",
     "OutboxMessage",
     "ScheduleLastFire",
+    "Suppression",
     "UTCDateTimeField",
     "User",
     "UserProfile",

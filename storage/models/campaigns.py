@@ -27,7 +27,9 @@ PENDING = "pending"
 QUEUED = "queued"
 SENT = "sent"
 RECIPIENT_FAILED = "failed"
-RECIPIENT_STATUSES = (PENDING, QUEUED, SENT, RECIPIENT_FAILED)
+# The contact's address is suppressed (opted out, unsubscribed): not sent, and done.
+SKIPPED = "skipped"
+RECIPIENT_STATUSES = (PENDING, QUEUED, SENT, RECIPIENT_FAILED, SKIPPED)
 OUTSTANDING = (PENDING, QUEUED)
 
 DEFAULT_DAILY_SEND_LIMIT = 5

@@ -33,13 +33,17 @@ HUNT_STATUSES = (ACTIVE, PAUSED, ARCHIVED)
 # Lead stages (the first two columns of the account's pipeline).
 NOUVEAU = "nouveau"
 CONTACTE = "contacte"
-LEAD_STAGES = (NOUVEAU, CONTACTE)
+# The owner answered the first message.
+REPONDU = "repondu"
+LEAD_STAGES = (NOUVEAU, CONTACTE, REPONDU)
 
 # What became of a contacted ad's message (mirrors the outbox row's final status).
 CONTACT_QUEUED = "queued"
 CONTACT_SENT = "sent"
 CONTACT_FAILED = "failed"
 CONTACT_UNKNOWN = "unknown"
+# The owner's address was suppressed after the contact was queued: nothing was sent.
+CONTACT_SUPPRESSED = "suppressed"
 
 # The pacing row that counts every channel of a hunt together (the limit applies to it).
 ALL_CHANNELS = "*"
@@ -213,3 +217,18 @@ class ContactedAd(BaseModel):
     class Meta:
         table_name = "contacted_ad"
         indexes = ((("hunt", "ad"), True), (("hunt", "day"), False))
+
+
+class LeadEvent(BaseModel):
+    """A lead's history: what the owner wrote back, and when."""
+
+    id = AutoField()
+    lead = ForeignKeyField(Lead, backref="events", on_delete="CASCADE")
+    kind = CharField(max_length=32)
+    text = TextField(null=True)
+    at = UTCDateTimeField()
+    # The inbound event it came from: a second delivery of the event adds nothing.
+    inbound_event_id = IntegerField(null=True, unique=True)
+
+    class Meta:
+        table_name = "lead_event"

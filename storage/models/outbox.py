@@ -12,8 +12,12 @@ SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
 UNKNOWN = "unknown"
-STATUSES = (QUEUED, SENDING, SENT, FAILED, UNKNOWN)
-FINAL_STATUSES = (SENT, FAILED, UNKNOWN)
+# The address opted out, unsubscribed or was suppressed: never sent, never enqueued.
+SUPPRESSED = "suppressed"
+STATUSES = (QUEUED, SENDING, SENT, FAILED, UNKNOWN, SUPPRESSED)
+FINAL_STATUSES = (SENT, FAILED, UNKNOWN, SUPPRESSED)
+# Source of the one message an address gets after it opted out: the confirmation of its stop.
+CONSENT_SOURCE = "consent"
 
 
 class OutboxMessage(BaseModel):
@@ -36,7 +40,21 @@ class OutboxMessage(BaseModel):
     # When the current send started; a row `sending` for too long died mid-send.
     claimed_at = UTCDateTimeField(null=True)
     finished_at = UTCDateTimeField(null=True)
+    # The account the message is sent for (None: a message sent by hand for no account).
+    account_id = IntegerField(null=True)
+    # The recipient as suppressions are matched (storage.models.consent.normalise_address).
+    address = CharField(max_length=320, null=True)
+    # WhatsApp acks: the highest level heard (1 server, 2 device, 3 read, 4 played; -1 error).
+    ack = IntegerField(null=True)
+    delivered_at = UTCDateTimeField(null=True)
+    read_at = UTCDateTimeField(null=True)
 
     class Meta:
         table_name = "outbox_message"
-        indexes = ((("status", "enqueued_at"), False),)
+        indexes = (
+            (("status", "enqueued_at"), False),
+            # Who we last wrote to at an address (an inbound reply's conversation).
+            (("address", "id"), False),
+            # An ack names the provider's id of our message.
+            (("provider_message_id",), False),
+        )

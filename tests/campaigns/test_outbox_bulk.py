@@ -40,7 +40,9 @@ def test_each_key_is_claimed_once_and_only_new_claims_are_enqueued(db, clock, st
         [Outgoing("k-2", "log", "+336", "changed"), Outgoing("k-3", "log", "+337", "3")]
     )
     # Then only the new key is claimed and enqueued; the old row is untouched
-    assert again == [OutboxMessage.get(OutboxMessage.idempotency_key == "k-3").id]
+    assert [row.id for row in again] == [
+        OutboxMessage.get(OutboxMessage.idempotency_key == "k-3").id
+    ]
     assert deliveries(stub_broker) == 3
     assert OutboxMessage.get(OutboxMessage.idempotency_key == "k-2").body == "two"
 

@@ -89,7 +89,14 @@ def test_status_reports_queues_dead_letters_outbox_campaigns_and_schedules(
     assert report["broker"] == "redis"
     delivery = next(q for q in report["queues"] if q["queue"] == "delivery")
     assert (delivery["ready"], delivery["dead"]) == (2, 1)
-    assert report["outbox"] == {"queued": 0, "sending": 0, "sent": 2, "failed": 0, "unknown": 1}
+    assert report["outbox"] == {
+        "queued": 0,
+        "sending": 0,
+        "sent": 2,
+        "failed": 0,
+        "unknown": 1,
+        "suppressed": 0,
+    }
     [shown] = report["campaigns"]
     assert (shown["id"], shown["status"], shown["recipients"]) == (
         campaign.id,

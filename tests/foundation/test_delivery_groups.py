@@ -64,10 +64,11 @@ def channel(monkeypatch: pytest.MonkeyPatch) -> ScriptedChannel:
 
 
 def queue(count: int, prefix: str = "g", source: str = "manual") -> list[int]:
-    return queue_messages(
+    rows = queue_messages(
         [Outgoing(f"{prefix}-{n}", "log", f"+3361000{n:04d}", "hello") for n in range(count)],
         source=source,
     )
+    return [row.id for row in rows]
 
 
 def statuses(ids: list[int]) -> list[str]:

@@ -46,7 +46,7 @@ def test_create_run_and_status(db, clock, owner, tmp_path):
         "by_channel": {"log": 3},
     }
     assert data["credits"]["log"] == {"allocated": 10, "reserved": 0, "consumed": 3, "available": 7}
-    assert data["leads"] == {"nouveau": 0, "contacte": 3}
+    assert data["leads"] == {"nouveau": 0, "contacte": 3, "repondu": 0}
     assert data["last_scan_at"] == "2026-03-02T09:00:00+00:00"
     # And the human-readable status names the same figures
     text = invoke("hunt", "status", str(hunt_id))

@@ -18,6 +18,7 @@ from peewee import fn
 from storage import clock
 from storage.db import write_transaction
 from storage.errors import InvalidInput, NotFound
+from storage.models.accounts import User
 from storage.models.campaigns import (
     PENDING,
     QUEUED,
@@ -140,6 +141,7 @@ class _Message:
     body: str
     default_name_value: str
     media: Media | None
+    account_id: int | None = None
 
 
 def _start_scheduled(campaign: Campaign) -> Campaign:
@@ -162,7 +164,9 @@ def _message_of(campaign: Campaign) -> _Message:
     if campaign.media_id is not None:
         item = MediaItem.get_by_id(campaign.media_id)
         media = Media(item.location, item.mime_type)
-    return _Message(campaign.channel, template.body, campaign.default_name_value, media)
+    owner = User.select(User.id, User.account).where(User.id == campaign.owner_id).first()
+    account_id = int(owner.account.id) if owner is not None else None
+    return _Message(campaign.channel, template.body, campaign.default_name_value, media, account_id)
 
 
 def run_batch(campaign_id: int, batch_number: int) -> BatchResult:
@@ -325,7 +329,7 @@ def _queue(
                 message.media,
             )
         )
-    queue_messages(outgoing, source=OUTBOX_SOURCE)
+    queue_messages(outgoing, source=OUTBOX_SOURCE, account_id=message.account_id)
 
 
 def _fail_now(recipient_id: int, error: str, now: datetime) -> None:

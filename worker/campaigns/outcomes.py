@@ -26,11 +26,13 @@ from storage.models.campaigns import (
     RECIPIENT_FAILED,
     RUNNING,
     SENT,
+    SKIPPED,
     Campaign,
     CampaignRecipient,
 )
 from storage.models.outbox import FAILED as OUTBOX_FAILED
 from storage.models.outbox import SENT as OUTBOX_SENT
+from storage.models.outbox import SUPPRESSED as OUTBOX_SUPPRESSED
 from storage.models.outbox import OutboxMessage
 from worker.logging import get_logger
 from worker.outbox import on_outcome
@@ -117,6 +119,8 @@ def _recipient_result(message: OutboxMessage) -> tuple[str, str | None]:
     """The recipient's status and error for a campaign message's final outbox status."""
     if message.status == OUTBOX_SENT:
         return SENT, None
+    if message.status == OUTBOX_SUPPRESSED:
+        return SKIPPED, f"address suppressed: {message.last_error or 'opted out'}"
     if message.status == OUTBOX_FAILED:
         return RECIPIENT_FAILED, message.last_error or "failed"
     return RECIPIENT_FAILED, f"outcome unknown: {message.last_error or 'the send was interrupted'}"

@@ -17,13 +17,14 @@ from storage.models.hunts import (
     CONTACT_FAILED,
     CONTACT_QUEUED,
     CONTACT_SENT,
+    CONTACT_SUPPRESSED,
     CONTACT_UNKNOWN,
     CONTACTE,
     NOUVEAU,
     ContactedAd,
     Lead,
 )
-from storage.models.outbox import FAILED, SENT, UNKNOWN, OutboxMessage
+from storage.models.outbox import FAILED, SENT, SUPPRESSED, UNKNOWN, OutboxMessage
 from worker.hunts import credits, pacing
 from worker.hunts.process import SOURCE
 from worker.logging import get_logger
@@ -31,7 +32,14 @@ from worker.outbox import on_outcome
 
 log = get_logger("outreach.hunts")
 
-_CONTACT_STATUS = {SENT: CONTACT_SENT, FAILED: CONTACT_FAILED, UNKNOWN: CONTACT_UNKNOWN}
+_CONTACT_STATUS = {
+    SENT: CONTACT_SENT,
+    FAILED: CONTACT_FAILED,
+    UNKNOWN: CONTACT_UNKNOWN,
+    SUPPRESSED: CONTACT_SUPPRESSED,
+}
+# Outcomes that sent nothing: the slot and the credit go back.
+_NOTHING_SENT = (FAILED, SUPPRESSED)
 
 
 @on_outcome(SOURCE)
@@ -44,7 +52,7 @@ def record_hunt_outcomes(messages: Sequence[OutboxMessage]) -> None:
     now = clock.now()
     settled = _settle(messages, now)
     for contact, status in settled:
-        if status == FAILED:
+        if status in _NOTHING_SENT:
             pacing.release(contact.hunt_id, contact.channel, contact.day)
             log.info("hunt.contact_failed", hunt_id=contact.hunt_id, ad_id=contact.ad_id)
     _settle_credits(settled)
@@ -108,6 +116,6 @@ def _settle_credits(settled: list[tuple[ContactedAd, str]]) -> None:
     counts: dict[tuple[int, str], list[int]] = {}
     for contact, status in settled:
         used_freed = counts.setdefault((contact.hunt_id, contact.channel), [0, 0])
-        used_freed[1 if status == FAILED else 0] += 1
+        used_freed[1 if status in _NOTHING_SENT else 0] += 1
     for (hunt_id, channel), (used, freed) in sorted(counts.items()):
         credits.settle(hunt_id, channel, used=used, freed=freed)

@@ -32,7 +32,7 @@ from storage.models.hunts import (
     HuntRun,
     Lead,
 )
-from storage.models.outbox import OutboxMessage
+from storage.models.outbox import SUPPRESSED, OutboxMessage
 from worker.hunts import credits, pacing
 from worker.hunts.criteria import find_matches, parse_criteria, recipient_for, template_values
 from worker.hunts.template import Part, compile_template, render
@@ -57,6 +57,7 @@ class Contact(enum.StrEnum):
     NO_CREDIT = "no_credit"
     ALREADY_LEAD = "already_lead"
     ALREADY_QUEUED = "already_queued"
+    SUPPRESSED = "suppressed"
 
 
 class _Refused(Exception):
@@ -112,7 +113,18 @@ def _contact(run: _Run, ad: Ad, channel: str, recipient: str, body: str) -> Cont
             # The key outlives a deleted lead: such an ad was contacted once already.
             if OutboxMessage.select().where(OutboxMessage.idempotency_key == key).exists():
                 raise _Refused(Contact.ALREADY_QUEUED)
-            message = queue_message(key, channel, recipient, body, source=SOURCE, enqueue=False)
+            message = queue_message(
+                key,
+                channel,
+                recipient,
+                body,
+                source=SOURCE,
+                enqueue=False,
+                account_id=hunt.account_id,
+            )
+            if message.status == SUPPRESSED:
+                # The owner opted out: the savepoint gives back the slot, credit and lead.
+                raise _Refused(Contact.SUPPRESSED)
             ContactedAd.insert(
                 hunt=hunt.id,
                 ad=ad.id,

@@ -67,6 +67,7 @@ def main() -> None:
 
 
 from producers.cli import (  # noqa: E402
+    accounts,
     campaigns,
     core,
     demo,
@@ -91,3 +92,4 @@ status.register(main)
 dlq.register(main)
 enqueue.register(main)
 suppress.register(main)
+accounts.register(main)

@@ -36,8 +36,11 @@ class User(BaseModel):
     name = CharField(max_length=200)
     email = CharField(max_length=320, null=True)
     phone = CharField(max_length=32, null=True)
+    # The product's own id for this user; an import matches on it (unique per account).
+    external_id = CharField(max_length=128, null=True)
     created_at = UTCDateTimeField()
 
     class Meta:
         # "user" is a reserved word in PostgreSQL.
         table_name = "app_user"
+        indexes = ((("account", "external_id"), True),)

@@ -19,6 +19,7 @@ from storage import clock
 from storage.db import write_transaction
 from storage.errors import InvalidInput
 from storage.models.campaigns import Contact, ContactList
+from worker.addresses import normalise_email, normalise_phone
 
 # Header names accepted for each field (compared lower-cased, spaces and dashes as underscores).
 COLUMNS = {
@@ -33,10 +34,6 @@ COLUMNS = {
 IMPORT_CHUNK = 2_000
 MAX_FIRST_NAME = 200
 MAX_LIST_NAME = 200
-
-_PHONE_SEPARATORS = re.compile(r"[\s().-]")
-_PHONE = re.compile(r"^\+?\d{6,15}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -59,26 +56,6 @@ class _Row:
     phone: str | None
     email: str | None
     first_name: str | None
-
-
-def normalise_phone(raw: str) -> str | None:
-    """Digits with an optional leading +; spaces, dots, dashes and brackets dropped."""
-    raw = raw.strip()
-    if not raw:
-        return None
-    phone = _PHONE_SEPARATORS.sub("", raw)
-    if not _PHONE.match(phone):
-        raise InvalidInput(f"phone {raw!r} is not a phone number (6 to 15 digits, optional +)")
-    return phone
-
-
-def normalise_email(raw: str) -> str | None:
-    raw = raw.strip()
-    if not raw:
-        return None
-    if len(raw) > 320 or not _EMAIL.match(raw):
-        raise InvalidInput(f"email {raw!r} is not an email address")
-    return raw.lower()
 
 
 def _header(cells: list[str]) -> list[str]:

@@ -20,6 +20,7 @@ from storage import clock
 from storage.db import database, is_postgres, write_transaction
 from storage.errors import InvalidInput
 from storage.models.hunts import Ad
+from worker.addresses import normalise_email, normalise_phone
 
 # Lines written at a time: memory stays at one batch of rows whatever the file's size.
 BATCH_SIZE = 10_000
@@ -27,9 +28,6 @@ BATCH_SIZE = 10_000
 MAX_REPORTED_ERRORS = 100
 
 _POSTAL_CODE = re.compile(r"^\d{5}$")
-_PHONE = re.compile(r"^\+?\d{6,15}$")
-_PHONE_SEPARATORS = re.compile(r"[\s.\-()]")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # The largest price the price column holds (a 32-bit integer on PostgreSQL).
 MAX_PRICE = 2**31 - 1
 
@@ -147,13 +145,14 @@ def parse_ad(record: Any, now: datetime) -> tuple[Any, ...]:
         raise BadRecord(f"location.postal_code must be 5 digits (got {postal_code!r})")
     owner = _object(record, "owner")
     phone = _text(owner, "phone", 40, required=False)
-    if phone is not None:
-        phone = _PHONE_SEPARATORS.sub("", phone)
-        if not _PHONE.match(phone):
-            raise BadRecord("owner.phone is not a phone number")
-    email = _text(owner, "email", 320, required=False)
-    if email is not None and not _EMAIL.match(email):
-        raise BadRecord("owner.email is not an email address")
+    try:
+        phone = normalise_phone(phone)
+    except InvalidInput:
+        raise BadRecord("owner.phone is not a phone number") from None
+    try:
+        email = normalise_email(_text(owner, "email", 320, required=False))
+    except InvalidInput:
+        raise BadRecord("owner.email is not an email address") from None
     if phone is None and email is None:
         raise BadRecord("owner needs a phone or an email")
     url = _text(record, "url", 2_000)

@@ -19,6 +19,8 @@ DEFAULT_DATABASE_URL = "sqlite:///outreach.sqlite3"
 DEFAULT_REDIS_NAMESPACE = "outreach"
 # Network calls to a channel give up after this many seconds.
 DEFAULT_CHANNEL_TIMEOUT = 10.0
+# The web process's own address on a laptop (uvicorn's port in the Procfile's default).
+DEFAULT_PUBLIC_URL = "http://localhost:8000"
 # The levels OUTREACH_LOG_LEVEL accepts (the standard library's names).
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -62,6 +64,13 @@ class Settings:
     waha_api_key: str | None = field(default=None, metadata={"env": "WAHA_API_KEY"})
     waha_session: str = field(default="default", metadata={"env": "WAHA_SESSION"})
     webhook_url: str | None = field(default=None, metadata={"env": "WEBHOOK_URL"})
+    # WAHA signs its webhooks with this key (HMAC-SHA512); unset, POST /inbound/waha is off.
+    waha_webhook_key: str | None = field(default=None, metadata={"env": "WAHA_WEBHOOK_KEY"})
+    # Where people reach the web process from outside (the unsubscribe links point there).
+    public_url: str = field(default=DEFAULT_PUBLIC_URL, metadata={"env": "OUTREACH_PUBLIC_URL"})
+    # Signs unsubscribe tokens and operator sessions; unset, a fixed development key is used
+    # and the web process says so in its log (never leave it unset in production).
+    secret_key: str | None = field(default=None, metadata={"env": "OUTREACH_SECRET_KEY"})
     # Outbox rows still queued this long after their last enqueue are enqueued again.
     relay_after_seconds: int = field(default=900, metadata={"env": "OUTREACH_RELAY_AFTER"})
     # A row left in `sending` this long is taken as a send that died mid-way.

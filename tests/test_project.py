@@ -14,11 +14,11 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert TEST_COMMAND in ci
 
 
-def test_procfile_names_the_three_processes():
+def test_procfile_names_the_four_processes():
     names = {
         line.split(":", 1)[0]
         for line in (ROOT / "Procfile").read_text().splitlines()
         if line.strip()
     }
-    assert names == {"release", "worker", "scheduler"}
+    assert names == {"release", "worker", "scheduler", "web"}
     assert "dramatiq worker.actors" in (ROOT / "Procfile").read_text()

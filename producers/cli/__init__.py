@@ -79,6 +79,7 @@ from producers.cli import (  # noqa: E402
     scheduler,
     status,
     suppress,
+    web,
 )
 
 core.register(main)
@@ -93,3 +94,4 @@ dlq.register(main)
 enqueue.register(main)
 suppress.register(main)
 accounts.register(main)
+web.register(main)

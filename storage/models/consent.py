@@ -22,6 +22,8 @@ UNSUBSCRIBE_LINK = "unsubscribe"
 RECEIVED = "received"
 HANDLED = "handled"
 IGNORED = "ignored"
+# Its handling kept failing until the retries ran out (the last error is its outcome).
+FAILED = "failed"
 
 _NOT_A_DIGIT = re.compile(r"\D")
 # WhatsApp ids of a person: the number, then the server part (`c.us`, or `s.whatsapp.net`).

@@ -7,6 +7,6 @@ from worker.broker import setup
 
 setup()
 
-from worker.actors import campaigns, delivery, engagement, hunts  # noqa: E402
+from worker.actors import campaigns, delivery, engagement, hunts, inbound  # noqa: E402
 
-__all__ = ["campaigns", "delivery", "engagement", "hunts"]
+__all__ = ["campaigns", "delivery", "engagement", "hunts", "inbound"]

@@ -1,0 +1,47 @@
+"""The ASGI application of the ``web`` process: ``uvicorn --factory producers.web.app:create_app``.
+
+Routes come from one module per concern. In embedded mode (no ``REDIS_URL``) the process also
+runs an in-process worker, so what it stores is handled without a worker fleet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import dramatiq
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from producers.embedded import EMBEDDED_WORKER_THREADS
+from storage.settings import Settings, get_settings
+from worker.logging import get_logger
+
+log = get_logger("outreach.web")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    import worker.actors  # noqa: F401  (sets up the broker and declares the actors)
+    from producers.web import health, waha
+    from worker.broker import is_embedded
+
+    routes: list[BaseRoute] = [*health.routes]
+    if settings.waha_webhook_key:
+        routes.append(waha.route(settings.waha_webhook_key))
+    else:
+        log.warning("web.waha_off", reason="WAHA_WEBHOOK_KEY is not set")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        worker = None
+        if is_embedded():
+            worker = dramatiq.Worker(dramatiq.get_broker(), worker_threads=EMBEDDED_WORKER_THREADS)
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,11 +16,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def procfile_command(name: str) -> list[str]:
+def procfile_command(name: str, **variables: str) -> list[str]:
     """The Procfile's line for `name`, with its ${VAR:-default} expanded like a shell would."""
     for line in (ROOT / "Procfile").read_text().splitlines():
         key, _, command = line.partition(":")
@@ -29,7 +32,7 @@ def procfile_command(name: str) -> list[str]:
                 capture_output=True,
                 text=True,
                 check=True,
-                env={**os.environ, "WORKER_PROCESSES": "1", "WORKER_THREADS": "4"},
+                env={**os.environ, "WORKER_PROCESSES": "1", "WORKER_THREADS": "4", **variables},
             ).stdout.split()
             return expanded
     raise KeyError(name)
@@ -84,6 +87,32 @@ def worker_process(
     command = procfile_command("worker") + shlex.split(extra_args)
     with running(command, env, log_path) as proc:
         yield proc
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def web_process(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """The Procfile's `web:` command on a free port; yields its base URL once it answers."""
+    port = free_port()
+    command = procfile_command("web", PORT=str(port))
+    base = f"http://127.0.0.1:{port}"
+    with running(command, env, log_path) as proc:
+
+        def answers() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"web process exited: {log_path.read_text()[-2000:]}")
+            try:
+                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(answers, timeout=30, what="the web process to answer")
+        yield base
 
 
 def wait_until(

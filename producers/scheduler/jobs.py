@@ -16,6 +16,7 @@ RELAY_MAX_PAGES = 100
 def outbox_relay(fire_time: datetime) -> dict[str, Any]:
     """Repair what a crash left in the outbox, page after page until nothing is left (the relay
     does not need the fire time). A repaired row is not stale any more, so each page is new."""
+    from worker.inbound.relay import requeue_stale
     from worker.outbox import relay
 
     total: Counter[str] = Counter({"requeued": 0, "unknown": 0, "resent": 0})
@@ -26,4 +27,6 @@ def outbox_relay(fire_time: datetime) -> dict[str, Any]:
         # between the relay's read and its update makes a full page look short).
         if not any(counts.values()):
             break
+    # Inbound events whose enqueue was lost ride on the same fire (one page; they are few).
+    total["inbound_requeued"] = requeue_stale()
     return dict(total)

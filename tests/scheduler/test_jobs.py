@@ -22,7 +22,7 @@ def test_one_relay_fire_enqueues_again_every_lost_row_however_many(
     clock.advance(timedelta(minutes=16))
     counts = jobs.outbox_relay(clock.now())
     # Then every lost row is enqueued again, once
-    assert counts == {"requeued": 25, "unknown": 0, "resent": 0}
+    assert counts == {"requeued": 25, "unknown": 0, "resent": 0, "inbound_requeued": 0}
     messages = [Message.decode(m) for m in stub_broker.queues["delivery"].queue]
     queued = [outbox_id for message in messages for outbox_id in message.args[0]]
     assert sorted(queued) == sorted(row.id for row in OutboxMessage.select())

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from peewee import JOIN
+
 from storage import clock
 from storage.errors import InvalidState
 from storage.models.accounts import User
@@ -51,7 +53,7 @@ def member(account_id: int, address: str) -> Member | None:
     forms = _stored_forms(address)
     row = (
         User.select(User.id, UserProfile.locale)
-        .join(UserProfile, on=(UserProfile.user == User.id), join_type="LEFT OUTER")
+        .join(UserProfile, on=(UserProfile.user == User.id), join_type=JOIN.LEFT_OUTER)
         .where(
             (User.account == account_id)
             & (User.phone.in_(forms) | UserProfile.whatsapp_jid.in_(forms))

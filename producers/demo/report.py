@@ -90,6 +90,11 @@ def print_day(day: dict[str, Any], console: Console) -> None:
         )
     elif not campaign["batches"]:
         console.print(f"  campaign     no batch due ({campaign['status']})")
+    for reply in day.get("replies", ()):
+        console.print(
+            f"  reply        {reply['who']} wrote {reply['text']!r}: {reply['outcome']}",
+            markup=False,
+        )
 
 
 def _summary_table(result: dict[str, Any]) -> Table:
@@ -141,6 +146,12 @@ def print_summary(result: dict[str, Any], console: Console) -> None:
     )
     states = ", ".join(f"{k} {v}" for k, v in summary["engagement"]["states"].items())
     console.print(f"members   now {states}")
+    consent = summary["consent"]
+    console.print(
+        f"consent   {consent['inbound_events']} replies heard, "
+        f"{consent['suppressed_addresses']} address(es) suppressed, "
+        f"{consent['stop_confirmations']} stop confirmation(s) sent",
+    )
     console.print(f"took      {result['wall_seconds']:.1f} s")
     console.print()
     database = result["database"]

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from peewee import fn
 
+from producers.demo.replies import consent_summary, simulate_replies
 from producers.demo.runtime import Runtime, embedded_runtime
 from producers.demo.sample_data import (
     CAMPAIGN_CONTACTS,
@@ -27,6 +28,7 @@ from producers.demo.sample_data import (
     SampleData,
     load_sample_data,
 )
+from producers.embedded import drain
 from producers.scheduler.loop import FireOutcome
 from storage.errors import InvalidInput
 from storage.models.campaigns import Campaign, CampaignBatch, CampaignRecipient
@@ -42,6 +44,9 @@ from storage.models.outbox import OutboxMessage
 from worker.hunts.pacing import local_day
 
 DATABASE_NAME = "outreach-demo.sqlite3"
+# The day people write back (see producers.demo.replies), at noon UTC.
+REPLY_DAY = 2
+REPLY_AT = timedelta(hours=12)
 # A day is simulated up to one minute before midnight, so that each fire falls in its own day.
 DAY_END_MARGIN = timedelta(minutes=1)
 
@@ -354,6 +359,7 @@ def _summary(data: SampleData, days: list[dict[str, Any]]) -> dict[str, Any]:
         "ads_contacted_twice": ads_contacted_twice,
         "fires": dict(sorted(fires.items())),
         "failed_fires": sum(len(day["failed_fires"]) for day in days),
+        "consent": consent_summary(),
     }
     summary["problems"] = _problems(summary)
     return summary
@@ -414,9 +420,17 @@ def _simulate(
     for number in range(1, days + 1):
         day_start = start + timedelta(days=number - 1)
         day_end = day_start + timedelta(days=1)
-        outcomes = scheduler.run_until(day_end - DAY_END_MARGIN, runtime.clock)
+        replies: list[dict[str, Any]] = []
+        outcomes = []
+        if number == REPLY_DAY:
+            outcomes = scheduler.run_until(day_start + REPLY_AT, runtime.clock)
+            with database.connection_context():
+                replies = simulate_replies()
+            drain(runtime.broker)  # the stop's confirmation goes out
+        outcomes += scheduler.run_until(day_end - DAY_END_MARGIN, runtime.clock)
         with database.connection_context():
             report = _day_report(number, data, day_start, day_end, outcomes)
+        report["replies"] = replies
         reports.append(report)
         if on_day is not None:
             on_day(report)

@@ -228,3 +228,26 @@ def test_a_database_in_a_missing_directory_is_refused(tmp_path: Path):
     result = outreach("demo", "--database", str(missing))
     assert_refused(result, "does not exist")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_day_two_replies_are_heard_a_goodbye_answer_and_an_owners_stop(subprocess_run: DemoRun):
+    report = subprocess_run.report
+    assert report is not None
+    # Given day 1's goodbyes and hunt messages, on day 2 a member answers "2", an owner "STOP"
+    replies = [day["replies"] for day in report["days"]]
+    assert [len(r) for r in replies] == [0, 2, 0, 0]
+    member, owner = replies[1]
+    # Then the member is reminded later instead of going dormant
+    assert member["outcome"] == "goodbye answer remind-later"
+    assert (
+        report["days"][1]["engagement"]["transitions"].get(
+            "goodbye_sent -> remind_later (remind_later)"
+        )
+        == 1
+    )
+    # And the owner's address is suppressed, with one confirmation sent and nothing else after
+    assert owner["outcome"] == "stop"
+    consent = report["summary"]["consent"]
+    assert consent["suppressed_addresses"] == 1
+    assert consent["stop_confirmations"] == 1
+    assert report["summary"]["outbox"]["by_source"]["consent"] == 1

@@ -77,17 +77,14 @@ def simulate_replies() -> list[dict[str, Any]]:
 
 def consent_summary() -> dict[str, Any]:
     """What came back in over the demo, and what it changed."""
+    by_stage: Any = (
+        Lead.select(Lead.stage, fn.COUNT(Lead.id)).group_by(Lead.stage).order_by(Lead.stage)
+    )
     return {
         "inbound_events": InboundEvent.select().count(),
         "suppressed_addresses": Suppression.select().count(),
         "stop_confirmations": OutboxMessage.select()
         .where(OutboxMessage.source == CONSENT_SOURCE)
         .count(),
-        "leads_by_stage": {
-            str(stage): int(count)
-            for stage, count in Lead.select(Lead.stage, fn.COUNT(Lead.id))
-            .group_by(Lead.stage)
-            .order_by(Lead.stage)
-            .tuples()
-        },
+        "leads_by_stage": {str(stage): int(count) for stage, count in by_stage.tuples()},
     }

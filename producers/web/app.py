@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 import dramatiq
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
@@ -18,6 +19,10 @@ from storage.settings import Settings, get_settings
 from worker.logging import get_logger
 
 log = get_logger("outreach.web")
+
+# Threads that run the routes' database work: within the connection pool (storage.db), with
+# room left for the in-process worker of the embedded mode.
+WEB_THREADS = 16
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -34,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WEB_THREADS
         worker = None
         if is_embedded():
             worker = dramatiq.Worker(dramatiq.get_broker(), worker_threads=EMBEDDED_WORKER_THREADS)

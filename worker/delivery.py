@@ -47,6 +47,7 @@ from worker.channels import (
     UncertainSendError,
     get_channel,
 )
+from worker.consent.unsubscribe import unsubscribe_link
 from worker.logging import get_logger
 from worker.outbox import has_outcome_handlers, notify_outcomes
 from worker.outbox_sql import ClaimOutcome
@@ -320,7 +321,8 @@ def _attempt(row: OutboxMessage, channel: Channel) -> tuple[ClaimOutcome, SendEr
     """One send, and what it means for the row: a final status, or QUEUED and the error that
     the message is to be retried for."""
     media = Media(row.media_url, row.media_mime or "") if row.media_url else None
-    outbound = Outbound(row.idempotency_key, row.recipient, row.body, media)
+    unsubscribe = unsubscribe_link(row)
+    outbound = Outbound(row.idempotency_key, row.recipient, row.body, media, unsubscribe)
     try:
         # The channel's own lines name the row, as those of a one-row message do.
         with bound_contextvars(outbox_id=row.id):

@@ -28,10 +28,10 @@ WEB_THREADS = 16
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     import worker.actors  # noqa: F401  (sets up the broker and declares the actors)
-    from producers.web import health, waha
+    from producers.web import health, unsubscribe, waha
     from worker.broker import is_embedded
 
-    routes: list[BaseRoute] = [*health.routes]
+    routes: list[BaseRoute] = [*health.routes, *unsubscribe.routes]
     if settings.waha_webhook_key:
         routes.append(waha.route(settings.waha_webhook_key))
     else:

@@ -51,6 +51,9 @@ class Outbound:
     recipient: str
     body: str
     media: Media | None = None
+    # Where the recipient unsubscribes (an email's List-Unsubscribe); None when they cannot
+    # (another channel, or a message sent by hand for no account).
+    unsubscribe_url: str | None = None
 
 
 class Channel(Protocol):

@@ -20,6 +20,9 @@ from worker.channels.base import (
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
+# The List-Unsubscribe-Post value that announces one-click unsubscribe (RFC 8058).
+ONE_CLICK_POST = "List-Unsubscribe=One-Click"
+
 
 def message_id(idempotency_key: str, sender: str) -> str:
     """The same key always gives the same Message-ID, so a receiver can drop a second copy.
@@ -80,6 +83,10 @@ class EmailChannel:
         email["Subject"] = self.subject
         email["Message-ID"] = message_id(message.idempotency_key, self.sender)
         email["X-Idempotency-Key"] = message.idempotency_key
+        if message.unsubscribe_url:
+            # RFC 8058 one-click: the mailbox provider POSTs "List-Unsubscribe=One-Click" there.
+            email["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+            email["List-Unsubscribe-Post"] = ONE_CLICK_POST
         body = message.body
         if message.media:
             body += f"\n\n{message.media.url}"

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute
 from producers.embedded import EMBEDDED_WORKER_THREADS
 from storage.settings import Settings, get_settings
 from worker.logging import get_logger
+from worker.secret import secret_key
 
 log = get_logger("outreach.web")
 
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     from worker.broker import is_embedded
 
     routes: list[BaseRoute] = [*health.routes, *unsubscribe.routes]
+    secret_key(settings)  # says so in the log now when the development key signs the links
     if settings.waha_webhook_key:
         routes.append(waha.route(settings.waha_webhook_key))
     else:

@@ -75,6 +75,7 @@ from producers.cli import (  # noqa: E402
     engagement,
     enqueue,
     hunts,
+    operators,
     outbox,
     scheduler,
     status,
@@ -94,4 +95,5 @@ dlq.register(main)
 enqueue.register(main)
 suppress.register(main)
 accounts.register(main)
+operators.register(main)
 web.register(main)

@@ -33,11 +33,15 @@ class Account(BaseModel):
 class User(BaseModel):
     id = AutoField()
     account = ForeignKeyField(Account, backref="users", on_delete="CASCADE")
+    account_id: int
     name = CharField(max_length=200)
     email = CharField(max_length=320, null=True)
     phone = CharField(max_length=32, null=True)
     # The product's own id for this user; an import matches on it (unique per account).
     external_id = CharField(max_length=128, null=True)
+    # An argon2 hash (producers.operators): set, the user is an operator who logs in to the
+    # console with this email.
+    password_hash = CharField(max_length=255, null=True)
     created_at = UTCDateTimeField()
 
     class Meta:

@@ -42,7 +42,7 @@ def account_summary(account: Account) -> dict[str, Any]:
 def user_summary(user: User) -> dict[str, Any]:
     return {
         "id": user.id,
-        "account_id": user.account_id,  # type: ignore[attr-defined]  # peewee adds it
+        "account_id": user.account_id,
         "name": user.name,
         "email": user.email,
         "phone": user.phone,

@@ -29,7 +29,8 @@ WEB_THREADS = 16
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     import worker.actors  # noqa: F401  (sets up the broker and declares the actors)
-    from producers.web import health, unsubscribe, waha
+    from producers.web import console, health, unsubscribe, waha
+    from producers.web.security import session_middleware
     from worker.broker import is_embedded
 
     routes: list[BaseRoute] = [*health.routes, *unsubscribe.routes]
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes.append(waha.route(settings.waha_webhook_key))
     else:
         log.warning("web.waha_off", reason="WAHA_WEBHOOK_KEY is not set")
+    routes.extend(console.routes())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -52,4 +54,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if worker is not None:
                 worker.stop()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, middleware=[session_middleware(settings)], lifespan=lifespan)

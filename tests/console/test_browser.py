@@ -12,17 +12,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import dramatiq
-import httpx
 import pytest
 
 from storage import clock
 from storage.db import database
 from storage.models import Campaign
-from tests.channels.conftest import free_port
 from tests.conftest import T0
 from tests.console.conftest import PASSWORD, make_tenant
 from tests.console.test_review import bury
-from tests.processes import BIN, running, wait_until, worker_process
+from tests.processes import wait_until, web_process, worker_process
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.process]
 
@@ -57,20 +55,9 @@ def browser(tmp_path) -> Iterator[object]:
 
 @pytest.fixture
 def web(live_services, tmp_path) -> Iterator[str]:
-    """`outreach web` as the Procfile starts it, on a free port; yields its base URL."""
-    port = free_port()
+    """The Procfile's `web:` process on a free port; yields its base URL."""
     env = {**live_services, "OUTREACH_SECRET_KEY": "browser-test-secret-key"}
-    command = [str(BIN / "outreach"), "web", "--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        try:
-            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    with running(command, env, tmp_path / "web.log"):
-        wait_until(answers, timeout=60, what="outreach web to answer")
+    with web_process(env, tmp_path / "web.log") as url:
         yield url
 
 

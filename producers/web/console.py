@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from producers.web import panels
-from producers.web.security import Operator, csrf_token, csrf_valid, operator_of
+from producers.web.security import Operator, csrf_token, csrf_valid, harden, operator_of
 from storage import clock
 from storage.db import database
 from storage.errors import (
@@ -82,6 +82,9 @@ def page(handler: Handler) -> Callable[[Request], Any]:
     """A console endpoint: CSRF checked on POST, an operator required, domain refusals shown."""
 
     async def endpoint(request: Request) -> Response:
+        return harden(await checked(request))
+
+    async def checked(request: Request) -> Response:
         form = None
         if request.method == "POST":
             form = await request.form()

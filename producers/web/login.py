@@ -8,7 +8,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from producers.operators import authenticate
-from producers.web.security import LoginThrottle, csrf_valid, start_session
+from producers.web.security import LoginThrottle, csrf_valid, harden, start_session
 from storage import clock
 from worker.logging import get_logger
 
@@ -21,6 +21,9 @@ def routes(prefix: str) -> list[BaseRoute]:
     throttle = LoginThrottle()
 
     async def login(request: Request) -> Response:
+        return harden(await login_checked(request))
+
+    async def login_checked(request: Request) -> Response:
         if request.method == "GET":
             return render(request, "login.html", {"email": ""})
         form = await request.form()
@@ -47,6 +50,9 @@ def routes(prefix: str) -> list[BaseRoute]:
         return RedirectResponse(f"{prefix}/", status_code=303)
 
     async def logout(request: Request) -> Response:
+        return harden(await logout_checked(request))
+
+    async def logout_checked(request: Request) -> Response:
         form = await request.form()
         if not csrf_valid(request.session, form):
             return PlainTextResponse("refused: this form has no valid CSRF token", 403)

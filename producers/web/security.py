@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import Response
 
 from producers.operators import get_operator, session_stamp
 from storage.models.accounts import Account
@@ -38,6 +39,24 @@ LOGIN_FAILURES_ALLOWED = 5
 LOGIN_WINDOW = timedelta(minutes=1)
 # Keys kept at most; past it, keys with no failure in the window are forgotten.
 THROTTLE_MAX_KEYS = 10_000
+
+
+# Sent with every console response: no framing (a confirm button cannot be clickjacked), forms
+# post only here, nothing loaded from elsewhere, and pages with account data are not cached.
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def harden(response: Response) -> Response:
+    response.headers.update(CONSOLE_HEADERS)
+    return response
 
 
 def session_middleware(settings: Settings) -> Middleware:

@@ -208,3 +208,36 @@ def test_an_unknown_outbox_row_of_another_account_is_not_found(tenants, console)
     row = OutboxMessage.get_by_id(mine.id)
     assert row.status == "sent"
     assert f"operator {a.operator.id}" in row.last_error
+
+
+def test_run_now_starts_a_draft_only_for_its_owner_as_the_cli_does(tenants, console):
+    from producers.operators import add_operator
+    from storage.models import User
+    from worker.campaigns.create import CampaignSpec, create_campaign
+
+    # Given a draft campaign of Acme's operator, and a second operator of Acme
+    a, _ = tenants
+    spec = {
+        "owner_id": a.operator.id, "name": "Draft", "channel": "log",
+        "contact_list": "Acme customers", "template": "Hi {Name}",
+    }  # fmt: skip
+    draft = create_campaign(CampaignSpec.from_mapping(spec))
+    colleague = User.get_by_id(
+        add_operator(a.account.id, "colleague@acme.example.com", PASSWORD)["id"]
+    )
+    # When the colleague runs it now, it is refused (seed 003: only the owner), unchanged
+    console.login("colleague@acme.example.com")
+    console.get(f"/console/campaigns/{draft.id}")
+    refused = console.post(f"/console/campaigns/{draft.id}/run-now", {"confirm": "yes"})
+    assert refused.status_code == 403
+    assert f"user {colleague.id} does not own campaign {draft.id}" in refused.text
+    assert status_of(draft) == "draft"
+    # When the owner does, it runs
+    console.client.cookies.clear()
+    console.login(a.email)
+    console.get(f"/console/campaigns/{draft.id}")
+    assert (
+        console.post(f"/console/campaigns/{draft.id}/run-now", {"confirm": "yes"}).status_code
+        == 303
+    )
+    assert status_of(draft) == "running"

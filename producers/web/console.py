@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -102,6 +103,9 @@ def page(handler: Handler) -> Callable[[Request], Any]:
                 except OutreachError as exc:
                     status = next(code for kind, code in _STATUS if isinstance(exc, kind))
                     return refused(request, operator, status, str(exc))
+                except redis.exceptions.ConnectionError as exc:
+                    log.error("console.redis_unavailable", error=str(exc))
+                    return refused(request, operator, 503, "Redis is unavailable; try again")
 
         return await run_in_threadpool(work)
 

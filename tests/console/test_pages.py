@@ -124,3 +124,21 @@ def test_every_page_renders_for_its_operator_without_the_other_accounts_names(
         assert response.headers["cache-control"] == "no-store"
     assert "Bikes in Paris" in console.get("/console/hunts").text
     assert "3 / 10" in console.get("/console/hunts").text
+
+
+def test_redis_down_is_a_clear_503_not_a_traceback(tenants, console):
+    from dramatiq.brokers.redis import RedisBroker
+
+    from worker.broker import use_broker
+
+    a, _ = tenants
+    console.login(a.email)
+    down = RedisBroker(url="redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    use_broker(down)
+    try:
+        for path in ("/console/", "/console/review"):
+            response = console.get(path)
+            assert response.status_code == 503, path
+            assert "Redis is unavailable" in response.text
+    finally:
+        down.close()

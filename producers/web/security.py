@@ -29,7 +29,7 @@ from worker.logging import get_logger
 log = get_logger("outreach.web.console")
 
 SESSION_COOKIE = "outreach_console"
-# A session lasts a working day; then the operator logs in again.
+# A session ends after this long without a request (each answer signs the cookie afresh).
 SESSION_MAX_AGE = 8 * 3600
 # Signs sessions when OUTREACH_SECRET_KEY is unset (a laptop): anyone can forge with it.
 DEVELOPMENT_KEY = "outreach-development-key-do-not-use-in-production"

@@ -24,15 +24,11 @@ from starlette.responses import Response
 from producers.operators import get_operator, session_stamp
 from storage.models.accounts import Account
 from storage.settings import Settings
-from worker.logging import get_logger
-
-log = get_logger("outreach.web.console")
+from worker.secret import secret_key
 
 SESSION_COOKIE = "outreach_console"
 # A session ends after this long without a request (each answer signs the cookie afresh).
 SESSION_MAX_AGE = 8 * 3600
-# Signs sessions when OUTREACH_SECRET_KEY is unset (a laptop): anyone can forge with it.
-DEVELOPMENT_KEY = "outreach-development-key-do-not-use-in-production"
 CSRF_FIELD = "csrf_token"
 # Failed logins allowed per (email, client address) in a window before logins are refused.
 LOGIN_FAILURES_ALLOWED = 5
@@ -60,13 +56,10 @@ def harden(response: Response) -> Response:
 
 
 def session_middleware(settings: Settings) -> Middleware:
-    key = settings.secret_key
-    if not key:
-        log.warning("web.development_secret_key", reason="OUTREACH_SECRET_KEY is not set")
-        key = DEVELOPMENT_KEY
     return Middleware(
         SessionMiddleware,
-        secret_key=key,
+        # The key the unsubscribe links are signed with too (the development key when unset).
+        secret_key=secret_key(settings).decode(),
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_MAX_AGE,
         same_site="lax",

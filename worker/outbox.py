@@ -216,17 +216,30 @@ def claim_here(
 ) -> tuple[object, ...]:
     """A new claim's values, checked as :func:`queue_message` checks them, for a caller that
     writes the claim in a statement of its own (the fields of ``worker.outbox_sql.CLAIMED_HERE``,
-    in that order; ON CONFLICT DO NOTHING keeps a key claimed before). The caller's statement
-    checks the suppression list too (:func:`worker.outbox_sql.claim_params` gives the
-    parameters in the order of ``worker.outbox_sql.claimed_here_values``).
+    in that order; ON CONFLICT DO NOTHING keeps a key claimed before).
 
     The row is written already claimed for sending, by the worker that sends it as soon as its
     transaction commits (:func:`send_here`). A crash in between leaves it `sending`, exactly as
     a crash between a claim and its send does: the relay settles it (`unknown` for review, or
     sent again on a channel that deduplicates).
     """
-    message = _checked(idempotency_key, channel, recipient, body, media, source, account_id)
+    message = new_claim(idempotency_key, channel, recipient, body, source, media, account_id)
     return message.claimed_here(clock.now())
+
+
+def new_claim(
+    idempotency_key: str,
+    channel: str,
+    recipient: str,
+    body: str,
+    source: str,
+    media: Media | None = None,
+    account_id: int | None = None,
+) -> outbox_sql.NewMessage:
+    """The message of :func:`claim_here`, checked, for a caller whose own statement checks the
+    suppression list too: ``worker.outbox_sql.claim_values_sql`` and ``claim_params`` give its
+    text and parameters, as every claim's."""
+    return _checked(idempotency_key, channel, recipient, body, media, source, account_id)
 
 
 @dataclass(frozen=True)

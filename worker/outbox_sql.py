@@ -89,10 +89,21 @@ def _status_sql(param: str, *, checked: bool, by_account: bool) -> str:
     return f"CASE WHEN {check} THEN '{SUPPRESSED}' ELSE {param} END"
 
 
+def claim_values_sql(
+    param: str, fields: Sequence[Field], *, checked: bool, by_account: bool
+) -> list[str]:
+    """The value expressions of a one-row claim of `fields` (INSERTED, or CLAIMED_HERE): a
+    placeholder each, but the status, which is `suppressed` for a suppressed address; its
+    parameters are :func:`claim_params`. For a caller that writes a claim in a statement of
+    its own (the engagement goodbye), so its check is this one."""
+    values = [param] * len(fields)
+    values[_STATUS_AT] = _status_sql(param, checked=checked, by_account=by_account)
+    return values
+
+
 @lru_cache(maxsize=16)
 def _insert_sql(param: str, checked: bool, by_account: bool) -> str:
-    values = [param] * len(INSERTED)
-    values[_STATUS_AT] = _status_sql(param, checked=checked, by_account=by_account)
+    values = claim_values_sql(param, INSERTED, checked=checked, by_account=by_account)
     return (
         f"INSERT INTO {_TABLE} ({', '.join(_column(f) for f in INSERTED)}) "
         f"VALUES ({', '.join(values)}) "
@@ -102,8 +113,8 @@ def _insert_sql(param: str, checked: bool, by_account: bool) -> str:
 
 
 def claim_params(message: NewMessage, values: Sequence[Any], fields: Sequence[Field]) -> list[Any]:
-    """A claim's parameters in the order of its text: the status's check takes the address
-    (and the account) just before the status itself."""
+    """A claim's parameters in the order of its text (:func:`claim_values_sql`): the status's
+    check takes the address (and the account) just before the status itself."""
     params = [f.db_value(v) for f, v in zip(fields, values, strict=True)]
     if message.checked:
         check = [message.address] + ([message.account_id] if message.account_id else [])

@@ -24,14 +24,14 @@ from storage.models.engagement import (
     EngagementState,
     UserProfile,
 )
-from storage.models.outbox import OutboxMessage
+from storage.models.outbox import SUPPRESSED, OutboxMessage
 from storage.settings import get_settings
 from worker import outbox_sql
 from worker.engagement import catalogue, runs, sql
 from worker.engagement.checks import Check, get_check
 from worker.engagement.state_machine import StateChanged, Thresholds, transition_state
 from worker.logging import get_logger
-from worker.outbox import claim_here, send_here
+from worker.outbox import new_claim, send_here
 
 log = get_logger("outreach.engagement")
 
@@ -50,6 +50,7 @@ class GoodbyeReading:
     """What the inactivity check reads of a user, in one query: state, user and profile."""
 
     user_id: int
+    account_id: int
     state: str
     version: int
     last_activity_at: datetime
@@ -69,6 +70,7 @@ _READ = sql.SelectOne(
         EngagementState.state,
         EngagementState.version,
         EngagementState.last_activity_at,
+        User.account,
         User.name,
         User.phone,
         User.email,
@@ -90,11 +92,11 @@ def read_for_goodbye(user_id: int) -> GoodbyeReading | None:
     values = _READ.fetch(user_id)
     if values is None:
         return None
-    (state, version, last_activity_at, name, phone, email, destination, jid, group, locale, out) = (
-        values
-    )
+    (state, version, last_activity_at, account_id, name, phone, email) = values[:7]
+    (destination, jid, group, locale, out) = values[7:]
     return GoodbyeReading(
         user_id=user_id,
+        account_id=int(account_id),
         state=state,
         version=version,
         last_activity_at=last_activity_at,
@@ -126,16 +128,28 @@ def goodbye_recipient(reading: GoodbyeReading, channel: str) -> str:
     return recipient
 
 
+def _checked_claim_sql(param: str) -> list[str]:
+    # A goodbye always has an account (its user's) and is no stop's confirmation: checked.
+    return outbox_sql.claim_values_sql(
+        param, outbox_sql.CLAIMED_HERE, checked=True, by_account=True
+    )
+
+
 # The goodbye's claim in the outbox, written with the transition (and only if it applies),
-# already claimed for sending by this worker; a key claimed before is left as it is. Its id is
-# read back for the send.
+# already claimed for sending by this worker; a key claimed before is left as it is. For an
+# address suppressed in the user's account the same statement writes it `suppressed` (as every
+# claim: worker.outbox_sql). Its id and status are read back for the send.
 _GOODBYE_CLAIM = sql.Insert(
-    *outbox_sql.CLAIMED_HERE, ignore_conflicts=True, returning=OutboxMessage.id
+    *outbox_sql.CLAIMED_HERE,
+    ignore_conflicts=True,
+    returning=(OutboxMessage.id, OutboxMessage.status),
+    values_sql=_checked_claim_sql,
 )
 
 
 def goodbye_claim(reading: GoodbyeReading, now: datetime) -> sql.Row:
-    """The user's goodbye for the day, as a claim in the outbox (checked, not yet written)."""
+    """The user's goodbye for the day, as a claim in the outbox (checked, not yet written),
+    for the user's account."""
     channel = get_settings().engagement_channel
     body = catalogue.render(
         GOODBYE_MESSAGE_KEY,
@@ -143,14 +157,17 @@ def goodbye_claim(reading: GoodbyeReading, now: datetime) -> sql.Row:
         name=reading.name,
         days=(now - reading.last_activity_at).days,
     )
-    values = claim_here(
+    message = new_claim(
         goodbye_key(reading.user_id, now),
         channel,
         goodbye_recipient(reading, channel),
         body,
         source=OUTBOX_SOURCE,
+        account_id=reading.account_id,
     )
-    return _GOODBYE_CLAIM.row(*values)
+    values = message.claimed_here(now)
+    params = outbox_sql.claim_params(message, values, outbox_sql.CLAIMED_HERE)
+    return _GOODBYE_CLAIM.row_with_params(values, params)
 
 
 def _skip(run_id: int, user_id: int, check: Check, reason: str) -> str:
@@ -214,11 +231,17 @@ def _say_goodbye(run_id: int, user_id: int, check: Check, now: datetime) -> str:
     except StateChanged as exc:
         # Another delivery of this message, another run, or the user themself got there first.
         return _skip(run_id, user_id, check, str(exc))
-    (goodbye_id,) = transition.read_back
-    if goodbye_id is not None:  # None: the day's goodbye was claimed before, and is on its way
-        # Committed: this worker sends the goodbye itself, sparing a delivery message; a send
-        # that must be retried goes to the delivery actor.
-        send_here(int(goodbye_id), claim.values)
+    (goodbye,) = transition.read_back
+    if goodbye is None:  # the day's goodbye was claimed before, and is on its way
+        return SUCCEEDED
+    goodbye_id, status = goodbye
+    if status == SUPPRESSED:
+        # The user is moved all the same; the goodbye is final, never sent nor enqueued.
+        log.info("engagement.goodbye_suppressed", user_id=user_id, outbox_id=goodbye_id)
+        return SUCCEEDED
+    # Committed: this worker sends the goodbye itself, sparing a delivery message; a send
+    # that must be retried goes to the delivery actor.
+    send_here(int(goodbye_id), claim.values)
     return SUCCEEDED
 
 

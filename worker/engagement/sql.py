@@ -14,7 +14,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -30,41 +30,66 @@ def _quote(name: str) -> str:
     return f'"{name}"'
 
 
+# The value expressions of an Insert for a placeholder: one placeholder per field by default.
+ValuesSql = Callable[[str], Sequence[str]]
+
+
 class Insert:
     """An INSERT of one row into one model's table, naming its fields once.
 
     `ignore_conflicts`: a row whose unique key is taken already is left as it is (0 inserted).
+    `returning`: columns of the inserted row to read back (its id), None when nothing was.
+    `values_sql`: the value expressions, when they are more than a placeholder per field (the
+    outbox claim's status checks the suppression list); its rows then come with their
+    parameters (:meth:`row_with_params`).
     Made once per kind of row, so the SQL is built once and nothing is looked up per row.
     """
 
     def __init__(
-        self, *fields: Field, ignore_conflicts: bool = False, returning: Field | None = None
+        self,
+        *fields: Field,
+        ignore_conflicts: bool = False,
+        returning: Sequence[Field] = (),
+        values_sql: ValuesSql | None = None,
     ) -> None:
         self.fields = fields
         self.table = _quote(fields[0].model._meta.table_name)
         self.columns = ", ".join(_quote(f.column_name) for f in fields)
         # Both SQLite (3.24+) and PostgreSQL read this clause the same way.
         self.on_conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
-        # A column of the inserted row to read back (its id): None when nothing was inserted.
-        self.returning = "" if returning is None else f" RETURNING {_quote(returning.column_name)}"
+        self.read_back = tuple(_quote(f.column_name) for f in returning)
+        self.returning = f" RETURNING {', '.join(self.read_back)}" if returning else ""
+        self._values_sql = values_sql
 
     def row(self, *values: Any) -> Row:
         """One row: a value for each field, in the fields' order."""
+        assert self._values_sql is None, "this insert's rows come with their parameters"
         return Row(self, values)
 
+    def row_with_params(self, values: Sequence[Any], params: Sequence[Any]) -> Row:
+        """One row of an insert with `values_sql`: its values (a value for each field) and the
+        parameters of its value expressions, in their order."""
+        return Row(self, tuple(values), tuple(params))
+
     def placeholders(self, param: str) -> str:
+        if self._values_sql is not None:
+            return ", ".join(self._values_sql(param))
         return ", ".join([param] * len(self.fields))
 
 
 @dataclass(frozen=True)
 class Row:
-    """One row for `insert`: a value for each of its fields, in their order."""
+    """One row for `insert`: a value for each of its fields, in their order (and the
+    parameters of its insert's value expressions, when they are not just those values)."""
 
     insert: Insert
     values: tuple[Any, ...]
+    converted: tuple[Any, ...] | None = None
 
     def params(self) -> list[Any]:
         """The values as the fields' own converters send them."""
+        if self.converted is not None:
+            return list(self.converted)
         return [f.db_value(v) for f, v in zip(self.insert.fields, self.values, strict=True)]
 
 
@@ -82,11 +107,11 @@ def insert_row(row: Row) -> int:
     return int(cursor.rowcount)
 
 
-def _insert_reading_back(row: Row) -> Any:
-    """INSERT one row whose Insert reads a column back; returns it (None: nothing inserted)."""
+def _insert_reading_back(row: Row) -> tuple[Any, ...] | None:
+    """INSERT one row whose Insert reads columns back; returns them (None: nothing inserted)."""
     cursor = database.execute_sql(_insert_sql(row.insert, database.obj.param), row.params())
     found = cursor.fetchone()
-    return None if found is None else found[0]
+    return None if found is None else tuple(found)
 
 
 @lru_cache(maxsize=64)
@@ -120,18 +145,33 @@ def _transition_with_rows_sql(update: str, inserts: tuple[Insert, ...], param: s
             f"SELECT {insert.placeholders(param)} FROM moved{insert.on_conflict}"
             f"{insert.returning})"
         )
-        if insert.returning:
-            answers.append(f"(SELECT * FROM written_{number})")
+        # A scalar subquery per column read back: NULL when nothing was inserted.
+        answers += [f"(SELECT {column} FROM written_{number})" for column in insert.read_back]
     return f"WITH {', '.join(parts)} SELECT {', '.join(answers)}"
 
 
 @dataclass(frozen=True)
 class Applied:
-    """What :func:`update_state` did: states changed (1 or 0), and the column read back from
-    each row whose Insert asks for one, in their order (None for a row not inserted)."""
+    """What :func:`update_state` did: states changed (1 or 0), and the columns read back from
+    each row whose Insert asks for some, in their order (a tuple each; None for a row not
+    inserted)."""
 
     changed: int
     read_back: tuple[Any, ...] = ()
+
+
+def _by_row(rows: Sequence[Row], answers: Sequence[Any]) -> tuple[Any, ...]:
+    """The columns read back, one tuple per row that reads some (None: it was not inserted)."""
+    grouped: list[tuple[Any, ...] | None] = []
+    at = 0
+    for row in rows:
+        width = len(row.insert.read_back)
+        if not width:
+            continue
+        values = tuple(answers[at : at + width])
+        at += width
+        grouped.append(None if all(v is None for v in values) else values)
+    return tuple(grouped)
 
 
 def update_state(
@@ -176,8 +216,8 @@ def update_state(
             params.extend(row.params())
         inserts = tuple(row.insert for row in rows)
         cursor = database.execute_sql(_transition_with_rows_sql(sql, inserts, param), params)
-        changed, *read_back = cursor.fetchone()
-        return Applied(int(changed), tuple(read_back))
+        changed, *answers = cursor.fetchone()
+        return Applied(int(changed), _by_row(rows, answers))
     updated = int(database.execute_sql(sql, params).rowcount)
     read_back = []
     if updated:

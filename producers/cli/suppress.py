@@ -1,13 +1,18 @@
-"""Commands about the suppression list: addresses an account never writes to again."""
+"""Commands about the suppression list: addresses an account never writes to again.
+
+``outreach suppress add|remove|list|import``.
+"""
 
 from __future__ import annotations
 
 import getpass
 import os
+import sys
+from pathlib import Path
 
 import click
 
-from producers.cli.context import COUNT, ID, boot, print_json, print_table
+from producers.cli.context import COUNT, EXIT_ROWS_REJECTED, ID, boot, print_json, print_table
 
 
 @click.group()
@@ -115,6 +120,54 @@ def list_command(account_id: int, limit: int, as_json: bool) -> None:
             for r in rows
         ],
     )
+
+
+@suppress.command("import")
+@click.option("--account", "account_id", type=ID, required=True, help="The account.")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--reason", default="operator", show_default=True, help="For rows without a reason column."
+)
+@click.option(
+    "--by",
+    default=lambda: os.environ.get("USER") or getpass.getuser(),
+    show_default="$USER",
+    help="Who asks.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def import_command(account_id: int, file: Path, reason: str, by: str, as_json: bool) -> None:
+    """Suppress a CSV file's addresses in the account; bad rows are listed and skipped.
+
+    The header row names the columns: address (needed), channel, reason. Exit status 1 when
+    some rows were skipped.
+    """
+    boot()
+    from storage.db import database
+    from worker.consent.importing import import_suppressions
+
+    with database.connection_context():
+        report = import_suppressions(
+            account_id, file, reason, source=f"import of {file.name} by {by}"
+        )
+    rejected = [{"line": b.line, "reason": b.reason} for b in report.bad_rows]
+    if as_json:
+        print_json(
+            {
+                "account": account_id,
+                "imported": report.imported,
+                "already": report.already,
+                "rejected": rejected,
+            }
+        )
+    else:
+        click.echo(
+            f"account {account_id}: {report.imported} suppressed, {report.already} already "
+            f"suppressed, {len(rejected)} rejected"
+        )
+        for bad in report.bad_rows:
+            click.echo(f"line {bad.line}: {bad.reason}", err=True)
+    if report.bad_rows:
+        sys.exit(EXIT_ROWS_REJECTED)
 
 
 def register(group: click.Group) -> None:

@@ -8,18 +8,16 @@ in one transaction, so a file that cannot be read to the end leaves nothing half
 
 from __future__ import annotations
 
-import csv
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from storage import clock
 from storage.db import write_transaction
 from storage.errors import InvalidInput
 from storage.models.campaigns import Contact, ContactList
 from worker.addresses import normalise_email, normalise_phone
+from worker.csv_records import records
 
 # Header names accepted for each field (compared lower-cased, spaces and dashes as underscores).
 COLUMNS = {
@@ -88,30 +86,6 @@ def _parse(line: int, names: list[str], cells: list[str]) -> _Row:
     if first_name is not None and len(first_name) > MAX_FIRST_NAME:
         raise InvalidInput(f"first name is longer than {MAX_FIRST_NAME} characters")
     return _Row(line, phone, email, first_name)
-
-
-def _decoded(handle: BinaryIO) -> Iterator[str]:
-    """The file's lines as text, decoded one by one so an error names its line."""
-    for number, raw in enumerate(handle, 1):
-        try:
-            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise InvalidInput(f"line {number}: the file is not UTF-8 text") from None
-        yield text
-
-
-def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, cells) of each non-blank record, streamed."""
-    with path.open("rb") as handle:
-        reader = csv.reader(_decoded(handle))
-        line = 1
-        try:
-            for cells in reader:
-                if any(cell.strip() for cell in cells):
-                    yield line, cells
-                line = reader.line_num + 1
-        except csv.Error as exc:
-            raise InvalidInput(f"line {line}: malformed CSV: {exc}") from None
 
 
 class _Importer:
@@ -189,7 +163,7 @@ def import_contacts(list_name: str, path: str | Path) -> ImportReport:
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"cannot read {path.name}: no such file")
-    rows = _rows(path)
+    rows = records(path)
     first = next(rows, None)
     if first is None:
         raise InvalidInput(f"{path.name} is empty (a header row is needed)")

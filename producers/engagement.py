@@ -17,6 +17,8 @@ from peewee import JOIN, Tuple, Value, fn
 from storage.clock import as_utc
 from storage.db import database
 from storage.models.engagement import EngagementState, UserProfile
+from worker.consent.users import OPTED_OUT as OPTED_OUT_CAUSE
+from worker.consent.users import suppress_users
 from worker.engagement import runs
 from worker.engagement.checks import CHECKS, Check
 from worker.engagement.process import OPTED_OUT
@@ -91,6 +93,9 @@ def run_daily(fire_time: datetime) -> dict[str, Any]:
                 skipped = [user_id for user_id, out in page if out]
                 if skipped:
                     opted_out += runs.record_skipped(run.id, skipped, check.name, OPTED_OUT)
+                    # However the flag was set (an import, the product's own database), the
+                    # run that meets it suppresses the user's addresses: consent wins.
+                    suppress_users(skipped, OPTED_OUT_CAUSE)
                 if to_enqueue:
                     _enqueue(run.id, to_enqueue, check)
                     enqueued[check.name] += len(to_enqueue)

@@ -28,7 +28,15 @@ def test_daily_run_on_real_services_with_a_procfile_worker(live_services, tmp_pa
             create_user(account, now, inactive_for=timedelta(days=14 + i), locale=locale)
             for i, locale in enumerate(["en", "fr", "pt-BR"])
         ]
-        opted_out = create_user(account, now, inactive_for=timedelta(days=30), opted_out=True)
+        # (its own number: the run suppresses an opted-out user's addresses)
+        opted_out = create_user(
+            account,
+            now,
+            inactive_for=timedelta(days=30),
+            opted_out=True,
+            phone="+33600000009",
+            whatsapp_jid="33600000009@c.us",
+        )
         recent = create_user(account, now, inactive_for=timedelta(days=3))
         expired = create_user(
             account, now, state=GOODBYE_SENT, goodbye_expires_at=now - timedelta(hours=1)

@@ -9,7 +9,8 @@ import pytest
 
 from producers.embedded import drain
 from producers.engagement import run_daily
-from storage.models import Account, EngagementTransition, OutboxMessage
+from storage.models import Account, EngagementTransition, OutboxMessage, User, UserProfile
+from storage.models.consent import Suppression
 from storage.models.engagement import GOODBYE_SENT
 from tests.engagement.conftest import state_of
 from worker import delivery
@@ -17,7 +18,9 @@ from worker.actors.engagement import process_engagement_user
 from worker.channels import TransientSendError
 from worker.consent.suppression import suppress
 from worker.delivery import Outcome, deliver_many
+from worker.engagement.answers import answer_goodbye
 from worker.engagement.process import process_user
+from worker.outbox import queue_message
 
 INACTIVE = timedelta(days=14)
 
@@ -126,3 +129,70 @@ def test_a_redelivered_message_for_a_suppressed_user_sends_nothing_twice(
     assert [row.status for row in goodbyes()] == ["suppressed"]
     assert channel.sent == []
     assert deliveries(stub_broker) == 0
+
+
+# --- a member who opted out: every address of theirs, never a group -----------------------
+
+
+def suppressions() -> set[tuple[int, str, str, str, str]]:
+    return {(s.account_id, s.channel, s.address, s.reason, s.source) for s in Suppression.select()}
+
+
+def test_a_stop_answer_suppresses_every_address_of_the_user_but_not_their_group(
+    make_user, account, stub_broker
+):
+    # Given a member reached in a group, with an email, a phone and their own WhatsApp id
+    user_id = make_user(
+        state=GOODBYE_SENT,
+        destination="group",
+        group_jid="120363000000@g.us",
+        whatsapp_jid="33699999999@c.us",
+    )
+    User.update(email="Ana@Example.com").where(User.id == user_id).execute()
+    # When they answer "stop" to the goodbye
+    answer_goodbye(user_id, "stop")
+    # Then each of their addresses is suppressed in their account, the group is not
+    source = f"engagement:stop:user:{user_id}"
+    assert suppressions() == {
+        (account.id, "email", "ana@example.com", "opt_out", source),
+        (account.id, "whatsapp", "33612345678", "opt_out", source),
+        (account.id, "whatsapp", "33699999999", "opt_out", source),
+    }
+    # And a later message of any kind of work to them is suppressed; the group still gets its own
+    to_them = queue_message("c-1", "email", "ana@example.com", "Hello", account_id=account.id)
+    to_group = queue_message("c-2", "log", "120363000000@g.us", "Hello", account_id=account.id)
+    assert (to_them.status, to_group.status) == ("suppressed", "queued")
+    # And stopping again changes nothing
+    answer_goodbye(user_id, "stop")
+    assert Suppression.select().count() == 3
+
+
+def test_the_run_that_meets_an_opted_out_user_suppresses_their_addresses_once(
+    make_user, account, daily_run
+):
+    # Given an inactive user whose re-engagement opt-out flag was set outside engagement
+    user_id = make_user(inactive_for=INACTIVE, opted_out=True)
+    active = make_user(phone="+33600000001", whatsapp_jid=None)
+    # When the daily run meets them, twice
+    assert daily_run()["skipped"] == 1
+    daily_run()
+    # Then the opted-out user's number is suppressed once, and nobody else's
+    assert suppressions() == {
+        (account.id, "whatsapp", "33612345678", "opt_out", f"engagement:opt_out:user:{user_id}")
+    }
+    assert goodbyes() == []
+    assert not Suppression.select().where(Suppression.source.endswith(f":{active}")).exists()
+
+
+def test_a_user_who_opted_out_after_the_sweep_is_suppressed_when_their_message_is_worked(
+    make_user, account, clock, stub_broker
+):
+    # Given a run that enqueued an inactive user, who then opted out
+    user_id = make_user(inactive_for=INACTIVE)
+    run_id = run_daily(clock.now())["run_id"]
+    UserProfile.update(reengagement_opt_out=True).where(UserProfile.user == user_id).execute()
+    # When their message is worked
+    assert process_user(run_id, user_id, "inactivity_14d") == "skipped"
+    # Then no goodbye, and their number is suppressed
+    assert goodbyes() == []
+    assert [s.address for s in Suppression.select()] == ["33612345678"]

@@ -27,6 +27,8 @@ from storage.models.engagement import (
 from storage.models.outbox import SUPPRESSED, OutboxMessage
 from storage.settings import get_settings
 from worker import outbox_sql
+from worker.consent.users import OPTED_OUT as OPTED_OUT_CAUSE
+from worker.consent.users import suppress_users
 from worker.engagement import catalogue, runs, sql
 from worker.engagement.checks import Check, get_check
 from worker.engagement.state_machine import StateChanged, Thresholds, transition_state
@@ -216,6 +218,8 @@ def _say_goodbye(run_id: int, user_id: int, check: Check, now: datetime) -> str:
     if not check.is_due(reading, now, Thresholds.from_settings()):
         return _skip(run_id, user_id, check, f"no longer due (state {reading.state})")
     if reading.opted_out:
+        # Opted out since the sweep: consent wins, for every kind of work (worker.consent).
+        suppress_users([user_id], OPTED_OUT_CAUSE)
         return _skip(run_id, user_id, check, OPTED_OUT)
     claim = goodbye_claim(reading, now)
     try:

@@ -30,6 +30,8 @@ from storage.models.engagement import (
     UserProfile,
 )
 from storage.settings import get_settings
+from worker.consent.users import STOP as STOP_CAUSE
+from worker.consent.users import suppress_users
 from worker.engagement import sql
 
 # Triggers fired by the daily job.
@@ -238,6 +240,9 @@ def transition_state(
 
 
 def _record_opt_out(user_id: int, now: datetime) -> None:
+    """The profile's flag, and (consent wins) a suppression of every address of the user in
+    their account, in the transition's transaction: no kind of work writes to them again."""
+    suppress_users([user_id], STOP_CAUSE)
     opted = (
         UserProfile.update(reengagement_opt_out=True).where(UserProfile.user == user_id).execute()
     )

@@ -68,6 +68,7 @@ def main() -> None:
 
 from producers.cli import (  # noqa: E402
     accounts,
+    api_tokens,
     campaigns,
     core,
     demo,
@@ -97,3 +98,4 @@ suppress.register(main)
 accounts.register(main)
 operators.register(main)
 web.register(main)
+api_tokens.register(main)

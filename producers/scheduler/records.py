@@ -100,3 +100,50 @@ class MemoryRecords:
         kept = self.fires.get(schedule.name)
         if kept is None or kept[0].at < fire.at:
             self.fires[schedule.name] = (fire, details)
+
+
+def claim_fire(schedule: Schedule, fire: Fire, *, started_at: datetime, fired_by: str) -> bool:
+    """Keep `fire` as the schedule's last one before running it, if no fire as late is kept:
+    True for the one caller that may run it (the database decides, across processes)."""
+    row = {
+        ScheduleLastFire.schedule: schedule.name,
+        ScheduleLastFire.fire_time: fire.at,
+        ScheduleLastFire.wall_time: fire.wall.isoformat(),
+        ScheduleLastFire.timezone: schedule.timezone,
+        ScheduleLastFire.started_at: started_at,
+        ScheduleLastFire.finished_at: started_at,
+        ScheduleLastFire.result: None,
+        ScheduleLastFire.error: None,
+        ScheduleLastFire.fired_by: fired_by,
+    }
+    with database.connection_context():
+        claimed = (
+            ScheduleLastFire.insert(row)
+            .on_conflict(
+                conflict_target=[ScheduleLastFire.schedule],
+                preserve=[field for field in row if field is not ScheduleLastFire.schedule],
+                where=(ScheduleLastFire.fire_time < EXCLUDED.fire_time),
+            )
+            .as_rowcount()
+            .execute()
+        )
+    return bool(claimed)
+
+
+def finish_fire(
+    schedule: Schedule,
+    fire: Fire,
+    *,
+    finished_at: datetime,
+    result: dict[str, Any] | None,
+    error: str | None,
+) -> None:
+    """What a claimed fire did (unless a later fire was kept meanwhile)."""
+    with database.connection_context():
+        ScheduleLastFire.update(
+            finished_at=finished_at,
+            result=None if result is None else json.dumps(result, default=str, sort_keys=True),
+            error=None if error is None else error[:MAX_ERROR_LENGTH],
+        ).where(
+            (ScheduleLastFire.schedule == schedule.name) & (ScheduleLastFire.fire_time == fire.at)
+        ).execute()

@@ -29,11 +29,16 @@ WEB_THREADS = 16
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     import worker.actors  # noqa: F401  (sets up the broker and declares the actors)
-    from producers.web import console, health, unsubscribe, waha
+    from producers.web import api, console, health, metrics, unsubscribe, waha
     from producers.web.security import session_middleware
     from worker.broker import is_embedded
 
-    routes: list[BaseRoute] = [*health.routes, *unsubscribe.routes]
+    routes: list[BaseRoute] = [
+        *health.routes,
+        *unsubscribe.routes,
+        metrics.route(),
+        *api.routes(),
+    ]
     secret_key(settings)  # says so in the log now when the development key signs the links
     if settings.waha_webhook_key:
         routes.append(waha.route(settings.waha_webhook_key))

@@ -1,6 +1,7 @@
 """All models, in an order that creates referenced tables first."""
 
 from storage.models.accounts import Account, User
+from storage.models.api_tokens import ApiToken
 from storage.models.base import BaseModel, UTCDateTimeField
 from storage.models.campaigns import (
     Campaign,
@@ -59,12 +60,14 @@ ALL_MODELS: list[type[BaseModel]] = [
     ScheduleLastFire,
     Suppression,
     InboundEvent,
+    ApiToken,
 ]
 
 __all__ = [
     "ALL_MODELS",
     "Account",
     "Ad",
+    "ApiToken",
     "BaseModel",
     "Campaign",
     "CampaignBatch",

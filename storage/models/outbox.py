@@ -57,4 +57,7 @@ class OutboxMessage(BaseModel):
             (("address", "id"), False),
             # An ack names the provider's id of our message.
             (("provider_message_id",), False),
+            # `/metrics`: rows by status and channel, and today's sends, from the index alone.
+            (("status", "channel"), False),
+            (("status", "finished_at", "channel"), False),
         )

@@ -1,0 +1,274 @@
+"""What `/metrics` reports, computed at scrape time: one query per family, each on an index.
+
+- ``outreach_outbox_messages{status,channel}``: grouped count (outbox index status, channel);
+- ``outreach_sends_today{channel}``: sent since 00:00 UTC (outbox status, finished_at, channel);
+- ``outreach_campaigns{status}``: grouped count (campaign status, next_batch_at);
+- ``outreach_campaign_recipients{campaign,status}``: running and paused campaigns' recipients
+  (recipient campaign, status, contact);
+- ``outreach_hunt_pacing_used{hunt}`` and ``_limit``: active hunts and today's counter (hunt
+  status, auto_refresh; pacing hunt, day, channel);
+- ``outreach_engagement_run_outcomes{check,outcome}``: the latest run's outcomes (outcome run,
+  user_id, check_type);
+- ``outreach_queue_messages{queue,state}``, ``outreach_dead_letters{queue}``: one Redis pipeline;
+- ``outreach_scheduler_*{schedule}``: the scheduler's last fires (one row per schedule).
+
+A family that cannot be computed (Redis away) is left out and counted in
+``outreach_metrics_errors{family}``: the others are still reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, time, timedelta
+from typing import Any, cast
+
+import dramatiq
+from peewee import JOIN, fn
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from storage import clock
+from storage.db import database
+from worker.logging import get_logger
+
+log = get_logger("outreach.metrics")
+
+Family = Callable[[datetime], Iterable[Metric]]
+
+
+def outbox_families(now: datetime) -> Iterator[Metric]:
+    from storage.models.outbox import OutboxMessage
+
+    family = GaugeMetricFamily(
+        "outreach_outbox_messages",
+        "Outbox rows by status and channel.",
+        labels=["status", "channel"],
+    )
+    query = OutboxMessage.select(
+        OutboxMessage.status, OutboxMessage.channel, fn.COUNT(OutboxMessage.id)
+    ).group_by(OutboxMessage.status, OutboxMessage.channel)
+    for status, channel, count in query.tuples().iterator():
+        family.add_metric([str(status), str(channel)], int(count))
+    yield family
+
+
+def sends_today_families(now: datetime) -> Iterator[Metric]:
+    from storage.models.outbox import SENT, OutboxMessage
+
+    midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+    family = GaugeMetricFamily(
+        "outreach_sends_today", "Messages sent since 00:00 UTC, by channel.", labels=["channel"]
+    )
+    query = (
+        OutboxMessage.select(OutboxMessage.channel, fn.COUNT(OutboxMessage.id))
+        .where((OutboxMessage.status == SENT) & (OutboxMessage.finished_at >= midnight))
+        .group_by(OutboxMessage.channel)
+    )
+    for channel, count in query.tuples().iterator():
+        family.add_metric([str(channel)], int(count))
+    yield family
+
+
+def campaign_families(now: datetime) -> Iterator[Metric]:
+    from storage.models.campaigns import Campaign
+
+    family = GaugeMetricFamily("outreach_campaigns", "Campaigns by status.", labels=["status"])
+    query = Campaign.select(Campaign.status, fn.COUNT(Campaign.id)).group_by(Campaign.status)
+    for status, count in query.tuples().iterator():
+        family.add_metric([str(status)], int(count))
+    yield family
+
+
+def campaign_progress_families(now: datetime) -> Iterator[Metric]:
+    from storage.models.campaigns import PAUSED, RUNNING, Campaign, CampaignRecipient
+
+    family = GaugeMetricFamily(
+        "outreach_campaign_recipients",
+        "Recipients of running and paused campaigns, by status (progress).",
+        labels=["campaign", "status"],
+    )
+    query = (
+        CampaignRecipient.select(
+            CampaignRecipient.campaign, CampaignRecipient.status, fn.COUNT(CampaignRecipient.id)
+        )
+        .join(Campaign, on=(CampaignRecipient.campaign == Campaign.id))
+        .where(Campaign.status.in_([RUNNING, PAUSED]))
+        .group_by(CampaignRecipient.campaign, CampaignRecipient.status)
+    )
+    for campaign_id, status, count in query.tuples().iterator():
+        family.add_metric([str(campaign_id), str(status)], int(count))
+    yield family
+
+
+def hunt_pacing_families(now: datetime) -> Iterator[Metric]:
+    from storage.models.accounts import Account
+    from storage.models.hunts import ACTIVE, ALL_CHANNELS, Hunt, HuntPacing
+    from worker.hunts.pacing import local_day
+
+    used = GaugeMetricFamily(
+        "outreach_hunt_pacing_used",
+        "Contacts made today (the account's local day) by each active hunt.",
+        labels=["hunt"],
+    )
+    limit = GaugeMetricFamily(
+        "outreach_hunt_pacing_limit",
+        "Daily pacing limit of each active hunt that has one.",
+        labels=["hunt"],
+    )
+    # Every zone's "today" is within a day of UTC's.
+    days = [now.date() + timedelta(days=offset) for offset in (-1, 0, 1)]
+    query = (
+        Hunt.select(
+            Hunt.id, Hunt.daily_pacing_limit, Account.timezone, HuntPacing.day, HuntPacing.count
+        )
+        .join(Account, on=(Hunt.account == Account.id))
+        .switch(Hunt)
+        .join(
+            HuntPacing,
+            JOIN.LEFT_OUTER,
+            on=(
+                (HuntPacing.hunt == Hunt.id)
+                & (HuntPacing.channel == ALL_CHANNELS)
+                & HuntPacing.day.in_(days)
+            ),
+        )
+        .where(Hunt.status == ACTIVE)
+        .order_by(Hunt.id)
+    )
+    counts: dict[int, int] = {}
+    limits: dict[int, int | None] = {}
+    for hunt_id, pacing_limit, zone, day, count in query.tuples().iterator():
+        counts.setdefault(hunt_id, 0)
+        limits[hunt_id] = pacing_limit
+        if day is not None and day == local_day(zone, now):
+            counts[hunt_id] = int(count)
+    for hunt_id, count in counts.items():
+        used.add_metric([str(hunt_id)], count)
+        if limits[hunt_id] is not None:
+            limit.add_metric([str(hunt_id)], int(cast(int, limits[hunt_id])))
+    yield used
+    yield limit
+
+
+def engagement_families(now: datetime) -> Iterator[Metric]:
+    from storage.models.engagement import EngagementOutcome, EngagementRun
+
+    family = GaugeMetricFamily(
+        "outreach_engagement_run_outcomes",
+        "Outcomes of the latest engagement run, by check and outcome.",
+        labels=["check", "outcome"],
+    )
+    latest = EngagementRun.select(fn.MAX(EngagementRun.id))
+    query = (
+        EngagementOutcome.select(
+            EngagementOutcome.check_type, EngagementOutcome.outcome, fn.COUNT(EngagementOutcome.id)
+        )
+        .where(EngagementOutcome.run == latest)
+        .group_by(EngagementOutcome.check_type, EngagementOutcome.outcome)
+    )
+    for check, outcome, count in query.tuples().iterator():
+        family.add_metric([str(check), str(outcome)], int(count))
+    yield family
+
+
+def queue_families(now: datetime) -> Iterator[Metric]:
+    """Redis only: the in-process broker of embedded mode keeps no queues worth watching."""
+    from producers.status import queue_depths
+
+    depths = queue_depths(dramatiq.get_broker())
+    messages = GaugeMetricFamily(
+        "outreach_queue_messages",
+        "Messages on each Dramatiq queue: ready, in flight (fetched, not acked), delayed.",
+        labels=["queue", "state"],
+    )
+    dead = GaugeMetricFamily(
+        "outreach_dead_letters",
+        "Messages in each queue's dead-letter set (Dramatiq keeps them 7 days).",
+        labels=["queue"],
+    )
+    for depth in depths:
+        for state in ("ready", "in_flight", "delayed"):
+            messages.add_metric([depth["queue"], state], depth[state])
+        dead.add_metric([depth["queue"]], depth["dead"])
+    yield messages
+    yield dead
+
+
+def scheduler_families(now: datetime) -> Iterator[Metric]:
+    from producers.scheduler.firing import latest_fire
+    from producers.scheduler.records import last_fires
+    from producers.scheduler.schedules import load_schedules
+    from storage.settings import get_settings
+
+    lag = GaugeMetricFamily(
+        "outreach_scheduler_fire_lag_seconds",
+        "How late the schedule's latest due fire is: still waiting, now minus its time; "
+        "fired, how long after its time it started.",
+        labels=["schedule"],
+    )
+    last = GaugeMetricFamily(
+        "outreach_scheduler_last_fire_timestamp_seconds",
+        "Time of the schedule's last recorded fire (Unix seconds).",
+        labels=["schedule"],
+    )
+    failed = GaugeMetricFamily(
+        "outreach_scheduler_last_fire_failed",
+        "1 when the schedule's last recorded fire ended with an error.",
+        labels=["schedule"],
+    )
+    kept = last_fires()
+    for schedule in load_schedules(get_settings()):
+        row = kept.get(schedule.name)
+        due = latest_fire(schedule, now)
+        if due is None:
+            late = 0.0
+        elif row is not None and row.fire_time >= due.at:
+            late = max(0.0, (row.started_at - row.fire_time).total_seconds())
+        else:
+            late = (now - due.at).total_seconds()
+        lag.add_metric([schedule.name], late)
+        if row is not None:
+            last.add_metric([schedule.name], row.fire_time.timestamp())
+            failed.add_metric([schedule.name], 1 if row.error else 0)
+    yield lag
+    yield last
+    yield failed
+
+
+FAMILIES: dict[str, Family] = {
+    "outbox": outbox_families,
+    "sends_today": sends_today_families,
+    "campaigns": campaign_families,
+    "campaign_progress": campaign_progress_families,
+    "hunt_pacing": hunt_pacing_families,
+    "engagement": engagement_families,
+    "queues": queue_families,
+    "scheduler": scheduler_families,
+}
+
+
+class OutreachCollector(Collector):
+    """Every family, read at scrape time (nothing is counted in the process between scrapes,
+    so any number of web processes report the same figures)."""
+
+    def collect(self) -> Iterator[Metric]:
+        now = clock.now()
+        errors = GaugeMetricFamily(
+            "outreach_metrics_errors",
+            "1 for each family that could not be computed in this scrape.",
+            labels=["family"],
+        )
+        with database.connection_context():
+            for name, family in FAMILIES.items():
+                try:
+                    metrics = list(family(now))
+                except Exception as exc:
+                    log.error("metrics.family_failed", family=name, error=str(exc))
+                    errors.add_metric([name], 1)
+                    continue
+                yield from metrics
+        yield errors
+
+    def describe(self) -> Iterable[Any]:
+        # Nothing to check at registration: the families are only known at scrape time.
+        return []

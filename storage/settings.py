@@ -91,6 +91,9 @@ class Settings:
     retry_max_backoff: float | None = field(
         default=None, metadata={"env": "OUTREACH_RETRY_MAX_BACKOFF"}
     )
+    # Workers on Redis count their messages with Dramatiq's Prometheus middleware and serve
+    # them on dramatiq_prom_port (9191); off, nothing is counted or served.
+    worker_metrics: bool = field(default=False, metadata={"env": "OUTREACH_WORKER_METRICS"})
     # "file:/path" makes every process read the current time from that file (tests, demos).
     clock: str = field(default="system", metadata={"env": "OUTREACH_CLOCK"})
     log_level: str = field(default="INFO", metadata={"env": "OUTREACH_LOG_LEVEL"})

@@ -53,6 +53,11 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         broker = StubBroker()
         broker.emit_after("process_boot")
     add_project_middleware(broker)
+    if settings.worker_metrics and settings.redis_url:
+        # Only with Redis: the embedded broker's in-process worker is not a worker fleet.
+        from worker.middleware.prometheus import WorkerPrometheus
+
+        broker.add_middleware(WorkerPrometheus())
     min_backoff = _milliseconds(settings.retry_min_backoff, "OUTREACH_RETRY_MIN_BACKOFF")
     max_backoff = _milliseconds(settings.retry_max_backoff, "OUTREACH_RETRY_MAX_BACKOFF")
     if min_backoff is not None or max_backoff is not None:

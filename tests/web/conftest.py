@@ -50,55 +50,57 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def new_campaign(owner: User, contacts: int = 3, **fields: Any) -> Campaign:
+    """A draft campaign of `owner` to a new list of `contacts` contacts."""
+    now = clock_module.now()
+    contact_list = ContactList.create(
+        name=f"list-{ContactList.select().count() + 1}", created_at=now
+    )
+    Contact.insert_many(
+        [
+            {
+                "contact_list": contact_list.id,
+                "phone": f"+3361{n:07d}",
+                "first_name": f"Name{n}",
+                "created_at": now,
+            }
+            for n in range(1, contacts + 1)
+        ]
+    ).execute()
+    data: dict[str, Any] = {
+        "owner_id": owner.id,
+        "name": "Spring offer",
+        "channel": "log",
+        "contact_list": contact_list.name,
+        "template": "Hello {Name}",
+        "daily_send_limit": 2,
+        **fields,
+    }
+    return create_campaign(CampaignSpec.from_mapping(data))
+
+
+def new_hunt(owner: User, **fields: Any) -> Hunt:
+    data: dict[str, Any] = {
+        "owner_id": owner.id,
+        "name": "City cars in Paris",
+        "daily_pacing_limit": 3,
+        "channels": ["whatsapp"],
+        "credits": {"whatsapp": 100},
+        "message_template": "Bonjour {owner_name}",
+        "criteria": {"departments": ["75"]},
+        **fields,
+    }
+    return create_hunt(data)
+
+
 @pytest.fixture
 def make_campaign(db, clock) -> Callable[..., Campaign]:
-    """A draft campaign of `owner` to a new list of `contacts` contacts."""
-
-    def make(owner: User, contacts: int = 3, **fields: Any) -> Campaign:
-        contact_list = ContactList.create(
-            name=f"list-{ContactList.select().count() + 1}", created_at=clock.now()
-        )
-        Contact.insert_many(
-            [
-                {
-                    "contact_list": contact_list.id,
-                    "phone": f"+3361{n:07d}",
-                    "first_name": f"Name{n}",
-                    "created_at": clock.now(),
-                }
-                for n in range(1, contacts + 1)
-            ]
-        ).execute()
-        data: dict[str, Any] = {
-            "owner_id": owner.id,
-            "name": "Spring offer",
-            "channel": "log",
-            "contact_list": contact_list.name,
-            "template": "Hello {Name}",
-            "daily_send_limit": 2,
-            **fields,
-        }
-        return create_campaign(CampaignSpec.from_mapping(data))
-
-    return make
+    return new_campaign
 
 
 @pytest.fixture
 def make_hunt(db, clock) -> Callable[..., Hunt]:
-    def make(owner: User, **fields: Any) -> Hunt:
-        data: dict[str, Any] = {
-            "owner_id": owner.id,
-            "name": "City cars in Paris",
-            "daily_pacing_limit": 3,
-            "channels": ["whatsapp"],
-            "credits": {"whatsapp": 100},
-            "message_template": "Bonjour {owner_name}",
-            "criteria": {"departments": ["75"]},
-            **fields,
-        }
-        return create_hunt(data)
-
-    return make
+    return new_hunt
 
 
 @pytest.fixture

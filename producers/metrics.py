@@ -202,8 +202,12 @@ def scheduler_families(now: datetime) -> Iterator[Metric]:
 
     lag = GaugeMetricFamily(
         "outreach_scheduler_fire_lag_seconds",
-        "How late the schedule's latest due fire is: still waiting, now minus its time; "
-        "fired, how long after its time it started.",
+        "How long the schedule's latest due fire has waited unmade (0 once it is made).",
+        labels=["schedule"],
+    )
+    delay = GaugeMetricFamily(
+        "outreach_scheduler_last_fire_delay_seconds",
+        "How long after its time the schedule's last recorded fire started.",
         labels=["schedule"],
     )
     last = GaugeMetricFamily(
@@ -220,17 +224,17 @@ def scheduler_families(now: datetime) -> Iterator[Metric]:
     for schedule in load_schedules(get_settings()):
         row = kept.get(schedule.name)
         due = latest_fire(schedule, now)
-        if due is None:
-            late = 0.0
-        elif row is not None and row.fire_time >= due.at:
-            late = max(0.0, (row.started_at - row.fire_time).total_seconds())
-        else:
-            late = (now - due.at).total_seconds()
-        lag.add_metric([schedule.name], late)
+        made = due is None or (row is not None and row.fire_time >= due.at)
+        waited = 0.0 if made or due is None else (now - due.at).total_seconds()
+        lag.add_metric([schedule.name], waited)
         if row is not None:
+            delay.add_metric(
+                [schedule.name], max(0.0, (row.started_at - row.fire_time).total_seconds())
+            )
             last.add_metric([schedule.name], row.fire_time.timestamp())
             failed.add_metric([schedule.name], 1 if row.error else 0)
     yield lag
+    yield delay
     yield last
     yield failed
 

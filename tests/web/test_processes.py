@@ -67,10 +67,11 @@ def test_the_web_process_refuses_bad_tokens_fires_once_and_reports_it(live_servi
     namespace = live_services["OUTREACH_REDIS_NAMESPACE"]
     assert redis.Redis.from_url(REDIS_TEST_URL).llen(f"{namespace}:hunt") == 1
     # And /metrics, parsed, shows that message waiting, and the 08:00 Paris fire (07:00 UTC)
-    # made at 09:00 UTC: two hours after its time
+    # made (no lag left), at 09:00 UTC: two hours after its time
     figures = samples(metrics.text)
     assert figures[("outreach_queue_messages", (("queue", "hunt"), ("state", "ready")))] == 1
-    assert figures[("outreach_scheduler_fire_lag_seconds", (("schedule", "hunts"),))] == 7200
+    assert figures[("outreach_scheduler_fire_lag_seconds", (("schedule", "hunts"),))] == 0
+    assert figures[("outreach_scheduler_last_fire_delay_seconds", (("schedule", "hunts"),))] == 7200
 
 
 def test_a_worker_with_metrics_on_serves_dramatiq_counts(live_services, tmp_path):

@@ -61,11 +61,11 @@ def authenticated(handler: Handler) -> Callable[[Request], JSONResponse]:
                 )
             try:
                 return handler(request, token)
-            except NotFound as exc:
+            except (NotFound, PermissionDenied) as exc:
                 return _error(404, str(exc))
             except InvalidState as exc:
                 return _error(409, str(exc))
-            except (InvalidInput, PermissionDenied) as exc:
+            except InvalidInput as exc:
                 return _error(400, str(exc))
 
     return endpoint

@@ -46,6 +46,11 @@ def token(account) -> str:
     return created
 
 
+def other_last_character(token: str) -> str:
+    """The token with its last character changed (still a well-formed token)."""
+    return token[:-1] + ("A" if token[-1] != "A" else "B")
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -6,11 +6,7 @@ import pytest
 
 from producers.api_tokens import create_token, revoke_token
 from storage.models import ApiToken, Campaign, CampaignBatch, HuntRun, ScheduleLastFire
-from tests.web.conftest import bearer, queued
-
-
-def other_last_character(token: str) -> str:
-    return token[:-1] + ("A" if token[-1] != "A" else "B")
+from tests.web.conftest import bearer, other_last_character, queued
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 
 import httpx
@@ -15,24 +14,11 @@ from storage import clock
 from storage.db import database
 from storage.models import Account, OutboxMessage, User
 from tests.conftest import REDIS_TEST_URL
-from tests.processes import procfile_command, running, wait_until, worker_process
-from tests.web.conftest import bearer, new_hunt
+from tests.processes import free_port, wait_until, web_process, worker_process
+from tests.web.conftest import bearer, new_hunt, other_last_character
 from worker.outbox import queue_message
 
 pytestmark = [pytest.mark.process, pytest.mark.postgres, pytest.mark.redis]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -50,14 +36,10 @@ def test_the_web_process_refuses_bad_tokens_fires_once_and_reports_it(live_servi
         owner = User.create(account=account, name="Claire", created_at=clock.now())
         new_hunt(owner)
         token = create_token(account.id, "cron")["token"]
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    command = [*procfile_command("web")[:-4], "--host", "127.0.0.1", "--port", str(port)]
-    with running(command, live_services, tmp_path / "web.log"):
-        wait_until(lambda: answers(f"{base}/healthz"), timeout=60, what="the web process")
+    with web_process(live_services, tmp_path / "web.log") as base:
         # When the cron route is called without a token, with one a character off, then twice
         missing = httpx.post(f"{base}/api/cron/hunts")
-        near = httpx.post(f"{base}/api/cron/hunts", headers=bearer(token[:-1] + "!"))
+        near = httpx.post(f"{base}/api/cron/hunts", headers=bearer(other_last_character(token)))
         first = httpx.post(f"{base}/api/cron/hunts", headers=bearer(token))
         second = httpx.post(f"{base}/api/cron/hunts", headers=bearer(token))
         metrics = httpx.get(f"{base}/metrics")

@@ -1,7 +1,9 @@
 """What `/metrics` reports, computed at scrape time: one query per family, each on an index.
 
-- ``outreach_outbox_messages{status,channel}``: grouped count (outbox index status, channel);
-- ``outreach_sends_today{channel}``: sent since 00:00 UTC (outbox status, finished_at, channel);
+- ``outreach_outbox_open_messages{status,channel}``: queued, sending and unknown rows (outbox
+  index status, channel);
+- ``outreach_outbox_finished_today{status,channel}``: sent, failed and suppressed since 00:00
+  UTC (outbox status, finished_at, channel): today's sends per channel are ``status="sent"``;
 - ``outreach_campaigns{status}``: grouped count (campaign status, next_batch_at);
 - ``outreach_campaign_recipients{campaign,status}``: running and paused campaigns' recipients
   (recipient campaign, status, contact);
@@ -23,7 +25,7 @@ from datetime import datetime, time, timedelta
 from typing import Any, cast
 
 import dramatiq
-from peewee import JOIN, fn
+from peewee import JOIN, SQL, fn
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -34,46 +36,50 @@ from worker.logging import get_logger
 log = get_logger("outreach.metrics")
 
 Family = Callable[[datetime], Iterable[Metric]]
+# COUNT(*), not COUNT(id): PostgreSQL then counts from the index alone (an index-only scan).
+COUNT_ROWS = fn.COUNT(SQL("*"))
 
 
 def outbox_families(now: datetime) -> Iterator[Metric]:
-    from storage.models.outbox import OutboxMessage
+    """Open rows of any age; finished rows of today only, so the queries stay the size of the
+    work in flight and of one day, not of the outbox's whole history."""
+    from storage.models.outbox import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, UNKNOWN
+    from storage.models.outbox import OutboxMessage as Outbox
 
-    family = GaugeMetricFamily(
-        "outreach_outbox_messages",
-        "Outbox rows by status and channel.",
+    open_rows = GaugeMetricFamily(
+        "outreach_outbox_open_messages",
+        "Outbox rows waiting to be sent, being sent, or unknown (an operator decides).",
         labels=["status", "channel"],
     )
-    query = OutboxMessage.select(
-        OutboxMessage.status, OutboxMessage.channel, fn.COUNT(OutboxMessage.id)
-    ).group_by(OutboxMessage.status, OutboxMessage.channel)
-    for status, channel, count in query.tuples().iterator():
-        family.add_metric([str(status), str(channel)], int(count))
-    yield family
-
-
-def sends_today_families(now: datetime) -> Iterator[Metric]:
-    from storage.models.outbox import SENT, OutboxMessage
-
-    midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
-    family = GaugeMetricFamily(
-        "outreach_sends_today", "Messages sent since 00:00 UTC, by channel.", labels=["channel"]
-    )
     query = (
-        OutboxMessage.select(OutboxMessage.channel, fn.COUNT(OutboxMessage.id))
-        .where((OutboxMessage.status == SENT) & (OutboxMessage.finished_at >= midnight))
-        .group_by(OutboxMessage.channel)
+        Outbox.select(Outbox.status, Outbox.channel, COUNT_ROWS)
+        .where(Outbox.status.in_([QUEUED, SENDING, UNKNOWN]))
+        .group_by(Outbox.status, Outbox.channel)
     )
-    for channel, count in query.tuples().iterator():
-        family.add_metric([str(channel)], int(count))
-    yield family
+    for status, channel, count in query.tuples().iterator():
+        open_rows.add_metric([str(status), str(channel)], int(count))
+    yield open_rows
+    finished = GaugeMetricFamily(
+        "outreach_outbox_finished_today",
+        "Outbox rows finished since 00:00 UTC: sent, failed or suppressed, by channel.",
+        labels=["status", "channel"],
+    )
+    midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+    query = (
+        Outbox.select(Outbox.status, Outbox.channel, COUNT_ROWS)
+        .where(Outbox.status.in_([SENT, FAILED, SUPPRESSED]) & (Outbox.finished_at >= midnight))
+        .group_by(Outbox.status, Outbox.channel)
+    )
+    for status, channel, count in query.tuples().iterator():
+        finished.add_metric([str(status), str(channel)], int(count))
+    yield finished
 
 
 def campaign_families(now: datetime) -> Iterator[Metric]:
     from storage.models.campaigns import Campaign
 
     family = GaugeMetricFamily("outreach_campaigns", "Campaigns by status.", labels=["status"])
-    query = Campaign.select(Campaign.status, fn.COUNT(Campaign.id)).group_by(Campaign.status)
+    query = Campaign.select(Campaign.status, COUNT_ROWS).group_by(Campaign.status)
     for status, count in query.tuples().iterator():
         family.add_metric([str(status)], int(count))
     yield family
@@ -88,9 +94,7 @@ def campaign_progress_families(now: datetime) -> Iterator[Metric]:
         labels=["campaign", "status"],
     )
     query = (
-        CampaignRecipient.select(
-            CampaignRecipient.campaign, CampaignRecipient.status, fn.COUNT(CampaignRecipient.id)
-        )
+        CampaignRecipient.select(CampaignRecipient.campaign, CampaignRecipient.status, COUNT_ROWS)
         .join(Campaign, on=(CampaignRecipient.campaign == Campaign.id))
         .where(Campaign.status.in_([RUNNING, PAUSED]))
         .group_by(CampaignRecipient.campaign, CampaignRecipient.status)
@@ -161,7 +165,7 @@ def engagement_families(now: datetime) -> Iterator[Metric]:
     latest = EngagementRun.select(fn.MAX(EngagementRun.id))
     query = (
         EngagementOutcome.select(
-            EngagementOutcome.check_type, EngagementOutcome.outcome, fn.COUNT(EngagementOutcome.id)
+            EngagementOutcome.check_type, EngagementOutcome.outcome, COUNT_ROWS
         )
         .where(EngagementOutcome.run == latest)
         .group_by(EngagementOutcome.check_type, EngagementOutcome.outcome)
@@ -241,7 +245,6 @@ def scheduler_families(now: datetime) -> Iterator[Metric]:
 
 FAMILIES: dict[str, Family] = {
     "outbox": outbox_families,
-    "sends_today": sends_today_families,
     "campaigns": campaign_families,
     "campaign_progress": campaign_progress_families,
     "hunt_pacing": hunt_pacing_families,

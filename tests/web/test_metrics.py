@@ -56,7 +56,9 @@ def given_some_of_everything(clock, owner, other_owner, make_campaign, make_hunt
         *[("sent", "email", today)] * 2,
         ("queued", "email", None),
         ("failed", "log", today),
-        ("unknown", "whatsapp", today),
+        ("unknown", "whatsapp", yesterday),
+        ("suppressed", "email", today),
+        ("failed", "email", yesterday),
     ]
     OutboxMessage.insert_many([outbox_row(n, *row) for n, row in enumerate(rows)]).execute()
     # A running campaign part way, a paused one, and a draft (not in progress)
@@ -127,19 +129,26 @@ def test_the_figures_match_the_database(
     midnight = clock.now().replace(hour=0)
     outbox = list(OutboxMessage.select())
     # Outbox rows by status and channel, and today's sends by channel
-    assert samples["outreach_outbox_messages"] == counted(
-        [(("channel", m.channel), ("status", m.status)) for m in outbox]
-    )
-    assert samples["outreach_sends_today"] == counted(
+    # Open rows of any age by status and channel; rows finished today, and so today's sends
+    assert samples["outreach_outbox_open_messages"] == counted(
         [
-            (("channel", m.channel),)
+            (("channel", m.channel), ("status", m.status))
             for m in outbox
-            if m.status == "sent" and m.finished_at >= midnight
+            if m.status in ("queued", "sending", "unknown")
         ]
     )
-    assert samples["outreach_sends_today"] == {
-        (("channel", "email"),): 2,
-        (("channel", "whatsapp"),): 3,
+    finished = samples["outreach_outbox_finished_today"]
+    assert finished == counted(
+        [
+            (("channel", m.channel), ("status", m.status))
+            for m in outbox
+            if m.status in ("sent", "failed", "suppressed") and m.finished_at >= midnight
+        ]
+    )
+    sent_today = {k: v for k, v in finished.items() if ("status", "sent") in k}
+    assert sent_today == {
+        (("channel", "email"), ("status", "sent")): 2,
+        (("channel", "whatsapp"), ("status", "sent")): 3,
     }
     # Campaigns by status, and the progress of those running or paused
     assert samples["outreach_campaigns"] == counted(
@@ -181,7 +190,7 @@ def test_the_figures_match_the_database(
 
 def test_an_empty_database_scrapes_cleanly(client, clock):
     samples = scrape(client)
-    assert samples.get("outreach_outbox_messages", {}) == {}
+    assert samples.get("outreach_outbox_open_messages", {}) == {}
     assert samples.get("outreach_metrics_errors", {}) == {}
 
 

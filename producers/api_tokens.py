@@ -60,7 +60,7 @@ def summary(row: ApiToken) -> dict[str, Any]:
 
     return {
         "id": row.token_id,
-        "account_id": row.account_id,  # type: ignore[attr-defined]  # peewee adds it
+        "account_id": row.account_id,
         "name": row.name,
         "created_at": iso(row.created_at),
         "last_used_at": iso(row.last_used_at),

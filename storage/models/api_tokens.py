@@ -15,6 +15,7 @@ from storage.models.base import BaseModel, UTCDateTimeField
 class ApiToken(BaseModel):
     id = AutoField()
     account = ForeignKeyField(Account, backref="api_tokens", on_delete="CASCADE", index=False)
+    account_id: int
     # What the token is for ("cron", "crm"); unique per account, revoked tokens included.
     name = CharField(max_length=100)
     # The token's public part (hex): shown by `api-token list`, used to revoke it.

@@ -1,12 +1,13 @@
 """A schedule's fire on request (the seeds' cron routes): the same fire, once, whoever asks.
 
 A request fires the schedule's latest fire time that has come (a daily hunt sweep's today at
-08:00 local, the campaign tick's current five minutes), as the scheduler would, and is a no-op
-for a fire already made. Three guards, the first two the scheduler's own: the fire's lock
-(Redis ``SET NX`` on the same key, so a request and the scheduler exclude each other), the
-recorded last fire, and a claim of the fire in that record before the job runs, which the
-database grants once even between processes without Redis (embedded mode). The jobs are
-idempotent for a fire anyway: this keeps a second call from even looking.
+08:00 local, the campaign tick's current five minutes), as the scheduler would: within the
+schedule's catch-up window, and a no-op for a fire already made. Three guards, the first two
+the scheduler's own: the fire's lock (Redis ``SET NX`` on the same key, so a request and the
+scheduler exclude each other), the recorded last fire, and a claim of the fire in that record
+before the job runs, which the database grants once even between processes without Redis
+(embedded mode). The jobs are idempotent for a fire anyway: this keeps a second call from even
+looking.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from producers.scheduler.firing import (
     RedisFireLocks,
     latest_fire,
     lock_ttl,
+    next_fire,
 )
 from producers.scheduler.loop import LATE_TOLERANCE
 from producers.scheduler.records import claim_fire, finish_fire, last_fires
 from producers.scheduler.schedules import Schedule, load_schedules, resolve
 from storage import clock
-from storage.errors import NotFound
+from storage.errors import InvalidState, NotFound
 from storage.settings import get_settings
 from worker.logging import get_logger
 
@@ -72,6 +74,15 @@ def fire_on_request(schedule: Schedule, fired_by: str) -> dict[str, Any]:
     kept = last_fires().get(schedule.name)
     if kept is not None and kept.fire_time >= fire.at:
         return {**answer, "fired": False, "reason": "already fired", "fired_by": kept.fired_by}
+    if fire.at < now - max(schedule.catch_up, LATE_TOLERANCE):
+        # Too old for the scheduler to catch up: a request does not either (a daily sweep asked
+        # for before today's time would otherwise run yesterday's day).
+        coming = next_fire(schedule, now)
+        raise InvalidState(
+            f"schedule {schedule.name!r} has no fire due: the last one ({fire.wall.isoformat()} "
+            f"{schedule.timezone}) is past its catch-up window, the next is at "
+            f"{coming.wall.isoformat()} {schedule.timezone}"
+        )
     locks = _locks(fired_by)
     if not locks.acquire(fire, lock_ttl(schedule, LATE_TOLERANCE)):
         return {**answer, "fired": False, "reason": "being fired by another caller"}

@@ -174,3 +174,18 @@ def test_a_token_is_stored_only_as_its_hash_and_its_use_is_recorded(client, acco
     assert row.last_used_at is None
     client.get("/api/campaigns/1", headers=bearer(created["token"]))
     assert ApiToken.get_by_id(row.id).last_used_at == clock.now()
+
+
+def test_the_hunts_route_before_todays_time_is_a_409_naming_the_next_fire(
+    client, token, owner, make_hunt, stub_broker, clock
+):
+    from datetime import UTC, datetime
+
+    make_hunt(owner)
+    # Given 07:30 in Paris: today's 08:00 sweep is not due, yesterday's is past catching up
+    clock.set(datetime(2026, 3, 2, 6, 30, tzinfo=UTC))
+    answer = client.post("/api/cron/hunts", headers=bearer(token))
+    assert answer.status_code == 409
+    assert "the next is at 2026-03-02T08:00:00 Europe/Paris" in answer.json()["error"]
+    assert queued(stub_broker, "hunt") == []
+    assert HuntRun.select().count() == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -83,8 +83,25 @@ def test_the_next_day_is_a_new_fire(db, clock):
 
 
 def test_a_failing_job_is_recorded_with_its_error(db, clock):
-    failing = Schedule("hunts", "0 8 * * *", "tests.web.jobs.fail", "Europe/Paris")
+    failing = Schedule(
+        "hunts", "0 8 * * *", "tests.web.jobs.fail", "Europe/Paris", catch_up=timedelta(hours=6)
+    )
     answer = fire_on_request(failing, "api:a")
     assert answer["fired"] is True
     assert answer["error"] == "RuntimeError: the sweep's database went away"
     assert last_fires()["hunts"].error == answer["error"]
+
+
+def test_a_fire_past_its_catch_up_window_is_refused_with_the_next_one(db, clock):
+    from datetime import datetime
+
+    from storage.errors import InvalidState
+
+    # Given 07:30 in Paris, before today's 08:00: the latest fire is yesterday's, 23.5 h old
+    clock.set(datetime(2026, 3, 2, 6, 30, tzinfo=UTC))
+    with pytest.raises(InvalidState) as refused:
+        fire_on_request(HUNTS, "api:a")
+    # Then nothing ran, and the refusal names the next fire
+    assert "next is at 2026-03-02T08:00:00 Europe/Paris" in str(refused.value)
+    assert not jobs.CALLS
+    assert last_fires() == {}

@@ -48,6 +48,8 @@ def _member_goodbye() -> OutboxMessage | None:
         .where((OutboxMessage.source == ENGAGEMENT_SOURCE) & (OutboxMessage.status == "sent"))
         .order_by(OutboxMessage.id)
     ):
+        if row.recipient.endswith("@g.us"):
+            continue  # a goodbye posted in a group: the answer would come from its author
         # The goodbye's key starts with its user's id (worker.engagement.process.goodbye_key).
         user_id = int(row.idempotency_key.split(":", 1)[0])
         if waiting.where(EngagementState.user == user_id).exists():

@@ -174,7 +174,7 @@ def test_each_outbox_key_once_and_each_message_sent_once(demo_run: DemoRun):
     # Every send of the log channel is one JSON line: each key exactly once.
     sends = demo_run.sends()
     assert sorted(sends) == sorted(keys)
-    assert len(keys) == 17 + 5 + 39  # campaign, goodbyes, hunts
+    assert len(keys) == 17 + 5 + 39 + 1  # campaign, goodbyes, hunts, a stop's confirmation
 
 
 def test_the_campaign_batches_are_in_the_file(demo_run: DemoRun):

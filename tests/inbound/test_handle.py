@@ -154,3 +154,14 @@ def test_acks_record_delivered_and_read_times_and_never_go_back(conversation, cl
     assert row.status == "sent"
     unknown, _ = deliver(waha.ack("true_nobody", 3))
     assert InboundEvent.get_by_id(unknown).status == IGNORED
+
+
+def test_a_message_in_a_group_speaks_for_its_author_never_for_the_group(conversation):
+    # Given a member who writes STOP in a WhatsApp group we are in
+    import json
+
+    body = json.loads(waha.message("120363041234567890@g.us", "STOP"))
+    body["payload"]["participant"] = waha.MEMBER_JID
+    deliver(json.dumps(body).encode())
+    # Then the person is suppressed, and the group is not
+    assert [s.address for s in Suppression.select()] == ["33612345678"]

@@ -30,6 +30,8 @@ log = get_logger("outreach.inbound")
 
 # The channel WAHA events come in on, and the one a stop's confirmation goes back on.
 WHATSAPP = "whatsapp"
+# WhatsApp group ids end so; a group is not a person and never answers for one.
+GROUP_SUFFIX = "@g.us"
 # The ack levels WAHA sends: -1 error, 1 server, 2 device (delivered), 3 read, 4 played.
 ACK_DELIVERED = 2
 ACK_READ = 3
@@ -79,6 +81,9 @@ def _on_message(event_id: int, payload: dict[str, Any]) -> tuple[str, str]:
     if payload.get("fromMe"):
         return IGNORED, "our own message"
     sender = payload.get("from")
+    if isinstance(sender, str) and sender.endswith(GROUP_SUFFIX):
+        # In a group, `from` is the group and `participant` the person who wrote.
+        sender = payload.get("participant")
     text = payload.get("body")
     if not isinstance(sender, str) or not isinstance(text, str):
         return IGNORED, "no sender or no text"

@@ -49,6 +49,33 @@ def reserve(hunt_id: int, channel: str) -> bool:
         )
 
 
+def reserve_many(hunt_id: int, channel: str, wanted: int) -> int:
+    """Hold up to `wanted` credits at once; returns how many (fewer when fewer are left).
+
+    One conditional statement in the usual case (all of them, if that many are free). When
+    refused, what is free now is held instead: a hunt's runs reserve only while holding its
+    day's pacing counter (worker.hunts.page), so nothing else takes credits meanwhile, and
+    the loop only repeats if some were freed in between.
+    """
+    C = HuntChannelCredit
+    with writing():
+        while wanted > 0:
+            held = (
+                C.update(reserved=C.reserved + wanted)
+                .where(_row(hunt_id, channel) & (C.allocated - C.reserved - C.consumed >= wanted))
+                .execute()
+            )
+            if held:
+                return wanted
+            free = (
+                C.select(C.allocated - C.reserved - C.consumed)
+                .where(_row(hunt_id, channel))
+                .scalar()
+            )
+            wanted = min(wanted, max(0, int(free or 0)))
+    return 0
+
+
 def consume(hunt_id: int, channel: str) -> bool:
     """The message went out: its reservation becomes a consumed credit."""
     C = HuntChannelCredit

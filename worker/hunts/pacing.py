@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from storage import clock
+from storage.db import database
 from storage.errors import NotFound
 from storage.models.accounts import Account
 from storage.models.hunts import ALL_CHANNELS, Hunt, HuntPacing
@@ -76,6 +78,71 @@ def _take(hunt_id: int, day: date, limit: int | None) -> bool:
     if limit is not None:
         take = take.where(HuntPacing.count < limit)
     return bool(take.execute())
+
+
+def _column(field: object) -> str:
+    return f'"{field.column_name}"'  # type: ignore[attr-defined]
+
+
+_TABLE = f'"{HuntPacing._meta.table_name}"'
+_KEY = ", ".join(_column(f) for f in (HuntPacing.hunt, HuntPacing.day, HuntPacing.channel))
+_COUNT = _column(HuntPacing.count)
+
+
+def _upsert_sql(rows: int, limited: bool) -> str:
+    return _upsert_text(str(database.obj.param), rows, limited)
+
+
+@lru_cache(maxsize=32)
+def _upsert_text(param: str, rows: int, limited: bool) -> str:
+    """Add each row's count to its counter, creating it at that count; with `limited`, only
+    if the sum stays within a limit (one parameter after the rows). RETURNING gives the rows
+    written: a refused addition returns nothing, and (PostgreSQL) still locks the counter."""
+    row = "(" + ", ".join([param] * 4) + ")"
+    sql = (
+        f"INSERT INTO {_TABLE} ({_KEY}, {_COUNT}) VALUES {', '.join([row] * rows)} "
+        f"ON CONFLICT ({_KEY}) DO UPDATE SET {_COUNT} = {_TABLE}.{_COUNT} + excluded.{_COUNT}"
+    )
+    if limited:
+        sql += f" WHERE {_TABLE}.{_COUNT} + excluded.{_COUNT} <= {param}"
+    return sql + f" RETURNING {_COUNT}"
+
+
+def take_many(hunt_id: int, day: date, wanted: int, limit: int | None = None) -> int:
+    """Take up to `wanted` slots of `day` at once; returns how many (fewer near the limit).
+
+    One statement in the usual case: an upsert of the day's `*` counter that adds `wanted`
+    only if the sum stays within `limit`, creating the counter on the day's first contact.
+    Refused, it has still locked the counter (PostgreSQL; SQLite runs one writer at a time),
+    so the count read next is final until this transaction ends: what is left is taken.
+    """
+    day_value = HuntPacing.day.db_value(day)
+    while wanted > 0:
+        if limit is not None:
+            wanted = min(wanted, limit)
+        params: list[object] = [hunt_id, day_value, ALL_CHANNELS, wanted]
+        if limit is not None:
+            params.append(limit)
+        with writing():
+            if database.execute_sql(_upsert_sql(1, limit is not None), params).fetchone():
+                return wanted
+            assert limit is not None  # an unlimited upsert always writes
+            wanted = min(wanted, limit - get_count(hunt_id, day))
+    return 0
+
+
+def record_many(hunt_id: int, day: date, per_channel: dict[str, int], unused: int = 0) -> None:
+    """After :func:`take_many`: count the contacts made per channel (one upsert for all the
+    channels) and give back the `unused` slots of the `*` counter (refused contacts)."""
+    rows = [(hunt_id, HuntPacing.day.db_value(day), c, n) for c, n in per_channel.items() if n]
+    with writing():
+        if rows:
+            params = [value for row in rows for value in row]
+            database.execute_sql(_upsert_sql(len(rows), False), params)
+        if unused:
+            HuntPacing.update(count=HuntPacing.count - unused).where(
+                _row(hunt_id, day, ALL_CHANNELS) & (HuntPacing.count >= unused)
+            ).execute()
 
 
 def release(hunt_id: int, channel: str, day: date) -> None:

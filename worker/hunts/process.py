@@ -1,17 +1,16 @@
 """One hunt's work for today: match, then contact as many new ads as pacing and credits allow.
 
-Each contact is a savepoint: take a pacing slot (conditional update), reserve a channel credit
-(conditional update), create the lead (unique per account and ad), queue the first message
-through the outbox (key ``hunt:{hunt_id}:ad:{ad_id}``) and record the contacted ad. Anything
-refused rolls the whole contact back, so a slot or a credit is never held for nothing; the
-page's deliveries are enqueued together, as groups, once its transaction commits. The same
-hunt run twice, even at the same moment on two workers, contacts no ad twice and never more than
-the day's limit: the second run queues on the pacing row and sees the first one's count.
+A page of matched ads is contacted in one transaction of a few statements for the whole page
+(worker.hunts.page): the page's pacing slots, its credits, its leads, outbox claims and
+contacted ads each in one statement, and a refused contact gives back only its own slot and
+credit. The page's deliveries are enqueued together, as groups, once its transaction commits.
+The same hunt run twice, even at the same moment on two workers, contacts no ad twice and never
+more than the day's limit: the second run queues on the pacing counter and sees the first one's
+count.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -19,50 +18,22 @@ from typing import Any
 from peewee import fn
 
 from storage import clock
-from storage.db import database, write_transaction
+from storage.db import write_transaction
 from storage.errors import InvalidInput, NotFound
 from storage.models.accounts import Account
-from storage.models.hunts import (
-    ACTIVE,
-    CONTACT_QUEUED,
-    NOUVEAU,
-    Ad,
-    ContactedAd,
-    Hunt,
-    HuntRun,
-    Lead,
-)
-from storage.models.outbox import SUPPRESSED, OutboxMessage
+from storage.models.hunts import ACTIVE, Hunt, HuntRun
 from worker.hunts import credits, pacing
-from worker.hunts.criteria import find_matches, parse_criteria, recipient_for, template_values
-from worker.hunts.template import Part, compile_template, render
+from worker.hunts.criteria import find_matches, parse_criteria
+from worker.hunts.page import SOURCE, contact_page, idempotency_key
+from worker.hunts.template import Part, compile_template
 from worker.logging import get_logger
-from worker.outbox import enqueue_deliveries, queue_message
 
 log = get_logger("outreach.hunts")
 
 # Ads fetched per matching query; a run rarely needs more than one page.
 PAGE_SIZE = 200
-# The outbox source of hunt messages (outcome handlers key on it).
-SOURCE = "hunt"
 
-
-def idempotency_key(hunt_id: int, ad_id: int) -> str:
-    return f"hunt:{hunt_id}:ad:{ad_id}"
-
-
-class Contact(enum.StrEnum):
-    CONTACTED = "contacted"
-    AT_LIMIT = "at_limit"
-    NO_CREDIT = "no_credit"
-    ALREADY_LEAD = "already_lead"
-    ALREADY_QUEUED = "already_queued"
-    SUPPRESSED = "suppressed"
-
-
-class _Refused(Exception):
-    def __init__(self, outcome: Contact) -> None:
-        self.outcome = outcome
+__all__ = ["PAGE_SIZE", "SOURCE", "idempotency_key", "record_failure", "run_hunt"]
 
 
 @dataclass
@@ -74,99 +45,12 @@ class _Run:
     free: dict[str, int]
     contacted: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
-    # Outbox rows claimed by the page being written: enqueued together once it commits.
-    claimed: list[int] = field(default_factory=list)
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
     def usable_channels(self) -> list[str]:
         return [c for c in self.hunt.channels if self.free.get(c, 0) > 0]
-
-
-def _contact(run: _Run, ad: Ad, channel: str, recipient: str, body: str) -> Contact:
-    """One contact, in a savepoint of the page's transaction: all of it, or none of it."""
-    hunt = run.hunt
-    try:
-        with database.atomic():
-            if not pacing.take(hunt.id, channel, run.day, hunt.daily_pacing_limit):
-                raise _Refused(Contact.AT_LIMIT)
-            if not credits.reserve(hunt.id, channel):
-                raise _Refused(Contact.NO_CREDIT)
-            lead = (
-                Lead.insert(
-                    account=hunt.account_id,
-                    hunt=hunt.id,
-                    ad=ad.id,
-                    stage=NOUVEAU,
-                    position=0,
-                    created_at=run.now,
-                    updated_at=run.now,
-                )
-                .on_conflict_ignore()
-                .as_rowcount()
-                .execute()
-            )
-            if not lead:
-                raise _Refused(Contact.ALREADY_LEAD)
-            key = idempotency_key(hunt.id, ad.id)
-            # The key outlives a deleted lead: such an ad was contacted once already.
-            if OutboxMessage.select().where(OutboxMessage.idempotency_key == key).exists():
-                raise _Refused(Contact.ALREADY_QUEUED)
-            message = queue_message(
-                key,
-                channel,
-                recipient,
-                body,
-                source=SOURCE,
-                enqueue=False,
-                account_id=hunt.account_id,
-            )
-            if message.status == SUPPRESSED:
-                # The owner opted out: the savepoint gives back the slot, credit and lead.
-                raise _Refused(Contact.SUPPRESSED)
-            ContactedAd.insert(
-                hunt=hunt.id,
-                ad=ad.id,
-                channel=channel,
-                outbox_message=message.id,
-                day=run.day,
-                status=CONTACT_QUEUED,
-                contacted_at=run.now,
-            ).execute()
-    except _Refused as refused:
-        return refused.outcome
-    run.claimed.append(message.id)  # only a contact that was kept: its savepoint is released
-    return Contact.CONTACTED
-
-
-def _contact_ad(run: _Run, ad: Ad) -> Contact | None:
-    """Contact one ad on the first channel that has credits and an address; None to skip it."""
-    body = render(run.template, template_values(ad))
-    if not body.strip():
-        run.skip("empty_message")
-        return None
-    while True:
-        usable = run.usable_channels()
-        if not usable:
-            return None
-        for channel in usable:
-            recipient = recipient_for(ad, channel)
-            if recipient:
-                break
-        else:
-            run.skip("no_contact_for_channels")
-            return None
-        outcome = _contact(run, ad, channel, recipient, body)
-        if outcome is Contact.NO_CREDIT:
-            run.free[channel] = 0  # another run used them up: try the next channel
-            continue
-        if outcome is Contact.CONTACTED:
-            run.free[channel] -= 1
-            run.contacted += 1
-        elif outcome is not Contact.AT_LIMIT:
-            run.skip(outcome.value)
-        return outcome
 
 
 def run_hunt(hunt_id: int, run_id: int | None = None) -> dict[str, Any]:
@@ -223,21 +107,18 @@ def run_hunt(hunt_id: int, run_id: int | None = None) -> dict[str, Any]:
             limit=page_size,
             after=cursor,
         )
-        outcome: Contact | None = None
-        # One commit per page (a day's contacts of a hunt, usually). Locks are taken in the same
-        # order by every run (pacing, credits, then leads newest ad first), so runs of hunts
-        # sharing an account wait for each other but never deadlock.
+        if not page:
+            stopped = "no_more_matching_ads"
+            break
+        room = None if left is None else left - run.contacted
+        # One transaction per page (a day's contacts of a hunt, usually); its messages go to the
+        # broker after the commit (a crash before that leaves them queued, for the relay).
         with write_transaction():
-            for ad in page:
-                cursor = (ad.published_at, ad.id)
-                outcome = _contact_ad(run, ad)
-                if outcome is Contact.AT_LIMIT or not run.usable_channels():
-                    break
-        # Committed: the page's messages go to the broker together (a crash before this line
-        # leaves them queued, for the relay).
-        enqueue_deliveries(run.claimed)
-        run.claimed.clear()
-        if outcome is Contact.AT_LIMIT:
+            done = contact_page(run, page, room)
+        if done.seen:
+            last = page[done.seen - 1]
+            cursor = (last.published_at, last.id)
+        if done.at_limit:
             stopped = "pacing_limit"
             break
         if len(page) < page_size:

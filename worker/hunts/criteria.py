@@ -8,14 +8,13 @@ exclusion of ads that are already a lead of the account, all in the same query, 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from peewee import SQL, Expression, Select, Tuple, fn
-
 from storage.clock import as_utc
+from storage.db import database, is_postgres
 from storage.errors import InvalidInput
 from storage.models.hunts import Ad, Lead
 
@@ -176,38 +175,53 @@ def _next_prefix(prefix: str) -> str | None:
     return None if following >= 10**width else str(following).zfill(width)
 
 
-def _location(prefixes: Sequence[str]) -> Expression | None:
-    # A postal-code prefix as a range: what `LIKE '75%'` means for digit-only codes, in a form a
-    # plain b-tree serves on both backends (PostgreSQL will not use one for LIKE outside the C
-    # collation, SQLite only with a case-insensitive one).
-    ranges: list[Expression] = []
-    for prefix in prefixes:
-        upper = _next_prefix(prefix)
-        condition = Ad.postal_code >= prefix
-        ranges.append(condition if upper is None else condition & (Ad.postal_code < upper))
-    if not ranges:
-        return None
-    combined = ranges[0]
-    for r in ranges[1:]:
-        combined = combined | r
-    return combined
+def _quoted(field: Any) -> str:
+    return f'"{field.column_name}"'
 
 
-def _contact(channels: Iterable[str]) -> Expression | None:
-    """Ads with a contact at least one of the channels can use (None: every ad qualifies)."""
-    conditions: list[Expression] = []
-    for channel in channels:
-        kind = CHANNEL_CONTACT.get(channel)
-        if kind is None:
-            return None
-        field = Ad.owner_phone if kind == "phone" else Ad.owner_email
-        conditions.append(field.is_null(False))
-    if not conditions:
-        return None
-    combined = conditions[0]
-    for c in conditions[1:]:
-        combined = combined | c
-    return combined
+_AD_TABLE = f'"{Ad._meta.table_name}"'
+_AD_FIELDS = tuple(Ad._meta.sorted_fields)
+_AD_COLUMNS = ", ".join(f"a.{_quoted(f)}" for f in _AD_FIELDS)
+_LEAD_TABLE = f'"{Lead._meta.table_name}"'
+
+
+def _ors(conditions: Sequence[str]) -> str:
+    return conditions[0] if len(conditions) == 1 else "(" + " OR ".join(conditions) + ")"
+
+
+class Matching:
+    """The matching query as SQL text and parameters (``sql()``); iterating it runs it.
+
+    Written out rather than built with peewee: a run issues one to four of these, and turning
+    such a query into SQL cost peewee more CPU than the rest of a contact's work.
+    """
+
+    def __init__(self, text: str, params: list[Any]) -> None:
+        self.text = text
+        self.params = params
+
+    def sql(self) -> tuple[str, list[Any]]:
+        return self.text, self.params
+
+    def __iter__(self) -> Iterator[Ad]:
+        cursor = database.execute_sql(self.text, self.params)
+        for values in cursor.fetchall():
+            data = {f.name: f.python_value(v) for f, v in zip(_AD_FIELDS, values, strict=True)}
+            ad = Ad(__no_default__=1, **data)
+            ad._dirty.clear()  # type: ignore[attr-defined]
+            yield ad
+
+
+def _like(param: str, keyword: str, params: list[Any]) -> str:
+    """A case-insensitive `contains`, as peewee writes it: ILIKE on PostgreSQL; LIKE on SQLite
+    (ASCII case-insensitive), with % and _ escaped."""
+    escaped = keyword.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    params.append(f"%{escaped}%")
+    operator = "ILIKE" if is_postgres() else "LIKE"
+    if escaped == keyword:
+        return f"a.{_quoted(Ad.title)} {operator} {param}"
+    params.append("\\")
+    return f"a.{_quoted(Ad.title)} {operator} {param} ESCAPE {param}"
 
 
 def matching_query(
@@ -219,50 +233,76 @@ def matching_query(
     limit: int,
     after: tuple[datetime, int] | None = None,
     published_from: datetime | None = None,
-) -> Select:
+) -> Matching:
     """Ads matching `criteria` that are not yet a lead of the account, newest first.
 
     `after` is the (published_at, id) of the last ad of the previous page (keyset pagination);
     `published_from` an extra lower bound on the publication time (see :func:`find_matches`).
     """
-    conditions: list[Expression] = []
-    location = _location(criteria.postal_prefixes())
-    if location is not None:
-        conditions.append(location)
-    if criteria.sub_types:
-        conditions.append(Ad.sub_type.in_(list(criteria.sub_types)))
-    if criteria.brands:
-        conditions.append(Ad.brand.in_(list(criteria.brands)))
+    p = str(database.obj.param)
+    params: list[Any] = []
+    where: list[str] = []
+    postal = f"a.{_quoted(Ad.postal_code)}"
+    # A postal-code prefix as a range: what `LIKE '75%'` means for digit-only codes, in a form a
+    # plain b-tree serves on both backends (PostgreSQL will not use one for LIKE outside the C
+    # collation, SQLite only with a case-insensitive one).
+    ranges: list[str] = []
+    for prefix in criteria.postal_prefixes():
+        upper = _next_prefix(prefix)
+        params.append(prefix)
+        if upper is None:
+            ranges.append(f"{postal} >= {p}")
+        else:
+            params.append(upper)
+            ranges.append(f"({postal} >= {p} AND {postal} < {p})")
+    if ranges:
+        where.append(_ors(ranges))
+    for field, values in ((Ad.sub_type, criteria.sub_types), (Ad.brand, criteria.brands)):
+        if values:
+            params += values
+            where.append(f"a.{_quoted(field)} IN ({', '.join([p] * len(values))})")
     if criteria.price_min is not None:
-        conditions.append(Ad.price >= criteria.price_min)
+        params.append(criteria.price_min)
+        where.append(f"a.{_quoted(Ad.price)} >= {p}")
     if criteria.price_max is not None:
-        conditions.append(Ad.price <= criteria.price_max)
+        params.append(criteria.price_max)
+        where.append(f"a.{_quoted(Ad.price)} <= {p}")
     if criteria.keywords:
-        # Any keyword; `contains` is ILIKE on PostgreSQL and LIKE (ASCII case-insensitive) on
-        # SQLite, with % and _ escaped.
-        words = [Ad.title.contains(k) for k in criteria.keywords]
-        combined = words[0]
-        for w in words[1:]:
-            combined = combined | w
-        conditions.append(combined)
+        where.append(_ors([_like(p, k, params) for k in criteria.keywords]))
+    published = f"a.{_quoted(Ad.published_at)}"
     bounds = [b for b in (criteria.published_after(now), published_from) if b is not None]
     if bounds:
-        conditions.append(Ad.published_at >= max(bounds))
+        params.append(Ad.published_at.db_value(max(bounds)))
+        where.append(f"{published} >= {p}")
     contact = _contact(channels)
-    if contact is not None:
-        conditions.append(contact)
-    already_lead = Lead.select(SQL("1")).where((Lead.account == account_id) & (Lead.ad == Ad.id))
-    conditions.append(~fn.EXISTS(already_lead))
+    if contact:
+        where.append(_ors(contact))
+    params.append(account_id)
+    where.append(
+        f"NOT EXISTS (SELECT 1 FROM {_LEAD_TABLE} AS l WHERE l.{_quoted(Lead.account)} = {p} "
+        f"AND l.{_quoted(Lead.ad)} = a.{_quoted(Ad.id)})"
+    )
     if after is not None:
-        published_at, ad_id = after
-        # Values in a row comparison skip the field's conversion: convert by hand (naive UTC).
-        conditions.append(
-            Tuple(Ad.published_at, Ad.id) < Tuple(Ad.published_at.db_value(published_at), ad_id)
-        )
-    query = Ad.select()
-    for condition in conditions:
-        query = query.where(condition)
-    return query.order_by(Ad.published_at.desc(), Ad.id.desc()).limit(limit)
+        params += [Ad.published_at.db_value(after[0]), after[1]]
+        where.append(f"({published}, a.{_quoted(Ad.id)}) < ({p}, {p})")
+    params.append(limit)
+    text = (
+        f"SELECT {_AD_COLUMNS} FROM {_AD_TABLE} AS a WHERE {' AND '.join(where)} "
+        f"ORDER BY {published} DESC, a.{_quoted(Ad.id)} DESC LIMIT {p}"
+    )
+    return Matching(text, params)
+
+
+def _contact(channels: Iterable[str]) -> list[str]:
+    """Ads with a contact at least one of the channels can use (empty: every ad qualifies)."""
+    conditions: list[str] = []
+    for channel in channels:
+        kind = CHANNEL_CONTACT.get(channel)
+        if kind is None:
+            return []
+        field = Ad.owner_phone if kind == "phone" else Ad.owner_email
+        conditions.append(f"a.{_quoted(field)} IS NOT NULL")
+    return conditions
 
 
 def find_matches(

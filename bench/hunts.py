@@ -1,4 +1,4 @@
-"""Hunts at scale on PostgreSQL: `python -m bench.hunts [ADS] [HUNTS]` (1,000,000 and 1,000).
+"""Hunts on PostgreSQL: `python -m bench.hunts [ADS] [HUNTS]` (1,000,000 and 1,000).
 
 1. Import ADS generated ads from a JSON Lines file with `outreach ads import`'s code, in a fresh
    interpreter: time and peak memory.
@@ -6,14 +6,19 @@
 3. The whole daily run: the sweep, every hunt's matching, leads and queued messages, and every
    delivery on the `log` channel, timed from the sweep to the last delivery with the worker's
    start included, as messages per second beside the bare Dramatiq actor's in the same run.
+
+`python -m bench.hunts --scale-hunts 100000 --ads 1000000` measures the sweep and the matching
+at scale instead: ads, accounts, hunts and yesterday's leads seeded in the database
+(generate_series), then the sweep's time and peak memory in a fresh interpreter, and the matching
+query's p95 over a sample of the hunts, before and after their first contacts became leads.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -24,6 +29,7 @@ from bench.common import (
     bare_actor_rate,
     bench_environment,
     cpu_ms_per_message,
+    last_worker_cpu_seconds,
     load_average,
     report,
     run_isolated,
@@ -248,6 +254,8 @@ def daily_run(env: dict[str, str]) -> dict[str, Any]:
         "messages_per_second": round(messages / elapsed, 1),
         "contacts_per_second": round(sent / elapsed, 1),
         "worker_cpu_ms_per_message": cpu_ms_per_message(messages),
+        # The hunt runs and the deliveries together, per contact sent (target: 1.5 ms).
+        "worker_cpu_ms_per_contact": round(last_worker_cpu_seconds() / max(sent, 1) * 1000, 3),
     }
 
 
@@ -308,7 +316,219 @@ def main(ad_count: int, hunt_count: int) -> None:
     report(figures)
 
 
+# Accounts at scale: a hundred hunts each for 100,000 hunts.
+SCALE_ACCOUNTS = 1_000
+# Hunts whose matching is timed at scale (a random sample: every one would take an hour).
+SCALE_SAMPLE = 2_000
+# Older leads of each account seeded at scale (ads contacted on earlier days), per hunt.
+SCALE_OLD_LEADS_PER_HUNT = 5
+
+
+def _sql_array(values: list[str]) -> str:
+    return "ARRAY[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+def _pick(values: list[str]) -> str:
+    """SQL choosing one of `values` at random, per row."""
+    return f"({_sql_array(values)})[1 + floor(random() * {len(values)})::int]"
+
+
+def seed_at_scale(ad_count: int, hunt_count: int) -> dict[str, float]:
+    """Ads, accounts, owners, hunts with credits and older leads, written by the database itself
+    (generate_series): seconds per table."""
+    from storage.db import database
+
+    metro = [d for d in DEPARTMENTS if d not in ("2A", "2B")]
+    department = f"(CASE WHEN random() < 0.3 THEN {_pick(BIG_DEPARTMENTS)} ELSE {_pick(metro)} END)"
+    now = NOW.replace(tzinfo=None)
+    steps = {
+        "accounts": (
+            "INSERT INTO account (name, timezone, created_at) "
+            f"SELECT 'Account ' || g, {_pick(TIMEZONES)}, %s "
+            "FROM generate_series(1, %s) AS g",
+            [now, SCALE_ACCOUNTS],
+        ),
+        "owners": (
+            "INSERT INTO app_user (account_id, name, created_at) "
+            "SELECT id, 'Owner ' || id, %s FROM account",
+            [now],
+        ),
+        "ads": (
+            "INSERT INTO ad (source, external_id, title, price, postal_code, city, category, "
+            "sub_type, brand, owner_name, owner_phone, owner_email, url, published_at, "
+            "imported_at, updated_at) "
+            "SELECT 'leboncoin', (3000000000 + g)::text, initcap(r.brand) || ' ' || "
+            f"{_pick(WORDS)} || ' ' || {_pick(WORDS)}, "
+            "CASE WHEN random() < 0.05 THEN NULL ELSE (500 * power(120, random()))::int END, "
+            f"{department} || lpad(floor(random() * 1000)::int::text, 3, '0'), 'Ville', "
+            f"'vehicules', {_pick(SUB_TYPES)}, r.brand, 'Vendeur ' || g, r.phone, "
+            "CASE WHEN r.phone IS NULL OR random() < 0.6 "
+            "THEN 'vendeur' || g || '@example.com' END, "
+            "'https://www.leboncoin.fr/ad/' || (3000000000 + g), "
+            "%s - random() * interval '90 days', %s, %s "
+            "FROM generate_series(1, %s) AS g, LATERAL (SELECT "
+            f"{_pick(BRANDS)} AS brand, CASE WHEN random() < 0.9 + g * 0 THEN '+336' || "
+            "lpad(floor(random() * 100000000)::bigint::text, 8, '0') END AS phone) AS r",
+            [now, now, now, ad_count],
+        ),
+        "hunts": (
+            "INSERT INTO hunt (account_id, owner_id, name, status, auto_refresh, "
+            "daily_pacing_limit, channels, message_template, criteria, created_at, updated_at) "
+            "SELECT u.account_id, u.id, 'Hunt ' || g, 'active', true, "
+            f"({'ARRAY[' + ', '.join(map(str, DAILY_LIMITS)) + ']'})"
+            f"[1 + floor(random() * {len(DAILY_LIMITS)})::int], '[\"log\"]', "
+            "'Bonjour {owner_name|}, votre {title} à {price} € ({city}) m''intéresse : {url}', "
+            "jsonb_strip_nulls(jsonb_build_object("
+            f"'departments', jsonb_build_array({department}), "
+            f"'sub_types', CASE WHEN random() < 0.8 THEN jsonb_build_array({_pick(SUB_TYPES)}) "
+            "END, "
+            f"'brands', CASE WHEN random() < 0.5 THEN jsonb_build_array({_pick(BRANDS)}) END, "
+            "'price_min', CASE WHEN p.low IS NOT NULL THEN p.low END, "
+            "'price_max', CASE WHEN p.low IS NOT NULL THEN p.low + p.span END, "
+            f"'keywords', CASE WHEN random() < 0.15 THEN jsonb_build_array({_pick(WORDS)}) END, "
+            "'published_within_days', CASE WHEN random() < 0.8 "
+            "THEN (ARRAY[7, 14, 30])[1 + floor(random() * 3)::int] END))::text, %s, %s "
+            "FROM generate_series(1, %s) AS g "
+            "JOIN app_user AS u ON u.id = 1 + g %% %s, "
+            "LATERAL (SELECT CASE WHEN random() < 0.6 + g * 0 "
+            "THEN (ARRAY[0, 1000, 3000, 5000])[1 + floor(random() * 4)::int] END AS low, "
+            "(ARRAY[5000, 15000])[1 + floor(random() * 2)::int] AS span) AS p",
+            [now, now, hunt_count, SCALE_ACCOUNTS],
+        ),
+        "credits": (
+            "INSERT INTO hunt_channel_credit (hunt_id, channel, allocated, reserved, consumed) "
+            "SELECT id, 'log', 1000, 0, 0 FROM hunt",
+            [],
+        ),
+        "older_leads": (
+            "INSERT INTO lead (account_id, hunt_id, ad_id, stage, position, created_at, "
+            "updated_at) SELECT h.account_id, h.id, "
+            "1 + floor(random() * %s + k * 0)::int, 'contacte', 0, %s, %s "
+            "FROM hunt AS h, generate_series(1, %s) AS k ON CONFLICT DO NOTHING",
+            [ad_count, now, now, SCALE_OLD_LEADS_PER_HUNT],
+        ),
+    }
+    seconds: dict[str, float] = {}
+    with database.connection_context():
+        database.execute_sql("SELECT setseed(0.2026)")
+        for name, (sql, params) in steps.items():
+            start = time.perf_counter()
+            with database.atomic():
+                database.execute_sql(sql, params)
+            seconds[name] = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
+        database.execute_sql("VACUUM ANALYZE")
+        seconds["vacuum_analyze"] = round(time.perf_counter() - start, 1)
+    return seconds
+
+
+def _sample_hunts(count: int) -> list[int]:
+    from storage.db import database
+    from storage.models import Hunt
+
+    with database.connection_context():
+        ids = [row[0] for row in Hunt.select(Hunt.id).tuples()]
+    return sorted(random.Random(SEED).sample(ids, min(count, len(ids))))
+
+
+def _make_first_contacts_leads(hunt_ids: list[int]) -> int:
+    """Each sampled hunt's matches become leads, as its first run would make them: its next
+    matching has to look past them."""
+    from storage import clock
+    from storage.db import database
+    from storage.models import Hunt, Lead
+    from worker.hunts.criteria import find_matches, parse_criteria
+
+    written = 0
+    with database.connection_context():
+        now = clock.now()
+        for hunt in Hunt.select().where(Hunt.id.in_(hunt_ids)):
+            ads = find_matches(
+                parse_criteria(hunt.criteria),
+                account_id=hunt.account_id,
+                now=now,
+                channels=hunt.channels,
+                limit=hunt.daily_pacing_limit,
+            )
+            rows = [(hunt.account_id, hunt.id, ad.id, "nouveau", 0, now, now) for ad in ads]
+            if rows:
+                written += (
+                    Lead.insert_many(
+                        rows,
+                        fields=[
+                            Lead.account,
+                            Lead.hunt,
+                            Lead.ad,
+                            Lead.stage,
+                            Lead.position,
+                            Lead.created_at,
+                            Lead.updated_at,
+                        ],
+                    )
+                    .on_conflict_ignore()
+                    .as_rowcount()
+                    .execute()
+                )
+    return written
+
+
+SWEEP_CODE = """
+import json, time
+from bench.common import peak_rss_mb
+from storage.db import init_database
+init_database()
+import worker.actors  # the Redis broker
+from producers.hunts import sweep
+from storage import clock
+before = peak_rss_mb()
+start = time.perf_counter()
+result = sweep(clock.now())
+seconds = time.perf_counter() - start
+print(json.dumps({"hunts": result["hunts"], "enqueued": result["enqueued"],
+    "seconds": round(seconds, 1), "hunts_per_second": round(result["hunts"] / seconds),
+    "peak_rss_mb_before": round(before, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}))
+"""
+
+
+def at_scale(ad_count: int, hunt_count: int) -> None:
+    """The sweep and the matching with `hunt_count` active hunts over `ad_count` ads."""
+    figures: dict[str, Any] = {
+        "ads": ad_count,
+        "hunts": hunt_count,
+        "load_average_at_start": load_average(),
+    }
+    with bench_environment("hunts_scale") as env, tempfile.TemporaryDirectory() as scratch:
+        from storage import clock
+        from storage.clock import FrozenClock
+
+        clock.set_clock(FrozenClock(NOW))
+        clock_file = Path(scratch) / "clock.txt"
+        clock_file.write_text(NOW.isoformat())
+        env["OUTREACH_CLOCK"] = f"file:{clock_file}"
+        figures["seed_seconds"] = seed_at_scale(ad_count, hunt_count)
+        sample = _sample_hunts(SCALE_SAMPLE)
+        first = time_matching(sample)
+        first.pop("plans")
+        figures["matching_first_day"] = first
+        figures["leads_of_first_contacts"] = _make_first_contacts_leads(sample)
+        figures["matching_next_day"] = time_matching(sample)
+        figures["matching_next_day"]["target_p95_ms"] = 50
+        figures["sweep"] = run_isolated(SWEEP_CODE, env)
+    report(figures)
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.hunts", description=__doc__)
+    parser.add_argument("ads_count", nargs="?", type=int, default=1_000_000)
+    parser.add_argument("hunts_count", nargs="?", type=int, default=1_000)
+    parser.add_argument("--ads", type=int, help="ads at scale (with --scale-hunts)")
+    parser.add_argument("--scale-hunts", type=int, help="measure the sweep with this many hunts")
+    return parser.parse_args()
+
+
 if __name__ == "__main__":
-    ads = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    hunts = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000
-    main(ads, hunts)
+    args = _arguments()
+    if args.scale_hunts:
+        at_scale(args.ads or args.ads_count, args.scale_hunts)
+    else:
+        main(args.ads_count, args.hunts_count)

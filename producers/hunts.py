@@ -35,6 +35,13 @@ def _send(hunt_id: int, run_id: int | None = None) -> str:
     return str(process_hunt.send(*args).message_id)
 
 
+def _send_runs(runs: list[tuple[int, int]]) -> None:
+    from worker.actors.hunts import process_hunt
+    from worker.enqueue import enqueue_many
+
+    enqueue_many(process_hunt.message(hunt_id, run_id) for hunt_id, run_id in runs)
+
+
 def _claim_page(
     page: list[tuple[int, str]], fire_time: datetime, claim: str, now: datetime
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]], int]:
@@ -103,10 +110,8 @@ def sweep(fire_time: datetime) -> dict[str, Any]:
             last_id = page[-1][0]
             new, lost, already = _claim_page(page, fire_time, claim, now)
             # After the commit: a crash here leaves claimed runs that the next sweep re-enqueues.
-            for hunt_id, run_id in new:
-                _send(hunt_id, run_id)
-            for hunt_id, run_id in lost:
-                _send(hunt_id, run_id)
+            # The page's messages go in pipelined chunks, not a Redis round trip each.
+            _send_runs(new + lost)
             counts["hunts"] += len(page)
             counts["enqueued"] += len(new)
             counts["requeued"] += len(lost)

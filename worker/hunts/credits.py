@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from storage.db import database
 from storage.errors import InvalidInput
 from storage.models.hunts import HuntChannelCredit
 from worker.hunts.db import writing
@@ -32,10 +33,22 @@ def allocate(hunt_id: int, allocations: Mapping[str, int]) -> None:
             ).execute()
 
 
+def _available_sql(param: str) -> str:
+    C = HuntChannelCredit
+    columns = {
+        f.name: f'"{f.column_name}"' for f in (C.channel, C.allocated, C.reserved, C.consumed)
+    }
+    return (
+        f"SELECT {columns['channel']}, "
+        f"{columns['allocated']} - {columns['reserved']} - {columns['consumed']} "
+        f'FROM "{C._meta.table_name}" WHERE "{C.hunt.column_name}" = {param}'
+    )
+
+
 def available(hunt_id: int) -> dict[str, int]:
-    """Credits still free per channel."""
-    query = HuntChannelCredit.select().where(HuntChannelCredit.hunt == hunt_id)
-    return {row.channel: max(0, row.allocated - row.reserved - row.consumed) for row in query}
+    """Credits still free per channel (a run's every start: written out, not built)."""
+    cursor = database.execute_sql(_available_sql(str(database.obj.param)), [hunt_id])
+    return {str(channel): max(0, int(free)) for channel, free in cursor.fetchall()}
 
 
 def reserve(hunt_id: int, channel: str) -> bool:
@@ -49,6 +62,18 @@ def reserve(hunt_id: int, channel: str) -> bool:
         )
 
 
+def _reserve_sql(param: str) -> str:
+    C = HuntChannelCredit
+    table = f'"{C._meta.table_name}"'
+    reserved = f'"{C.reserved.column_name}"'
+    free = f'"{C.allocated.column_name}" - {reserved} - "{C.consumed.column_name}"'
+    return (
+        f"UPDATE {table} SET {reserved} = {reserved} + {param} "
+        f'WHERE "{C.hunt.column_name}" = {param} AND "{C.channel.column_name}" = {param} '
+        f"AND {free} >= {param}"
+    )
+
+
 def reserve_many(hunt_id: int, channel: str, wanted: int) -> int:
     """Hold up to `wanted` credits at once; returns how many (fewer when fewer are left).
 
@@ -60,12 +85,8 @@ def reserve_many(hunt_id: int, channel: str, wanted: int) -> int:
     C = HuntChannelCredit
     with writing():
         while wanted > 0:
-            held = (
-                C.update(reserved=C.reserved + wanted)
-                .where(_row(hunt_id, channel) & (C.allocated - C.reserved - C.consumed >= wanted))
-                .execute()
-            )
-            if held:
+            params = [wanted, hunt_id, channel, wanted]
+            if database.execute_sql(_reserve_sql(str(database.obj.param)), params).rowcount:
                 return wanted
             free = (
                 C.select(C.allocated - C.reserved - C.consumed)

@@ -156,8 +156,13 @@ def release(hunt_id: int, channel: str, day: date) -> None:
 
 def get_count(hunt_id: int, day: date, channel: str = ALL_CHANNELS) -> int:
     """Contacts of the hunt on `day` (all channels, or one); 0 when nothing was counted."""
-    count = HuntPacing.select(HuntPacing.count).where(_row(hunt_id, day, channel)).scalar()
-    return int(count or 0)
+    param = str(database.obj.param)
+    sql = (
+        f"SELECT {_COUNT} FROM {_TABLE} WHERE {_column(HuntPacing.hunt)} = {param} "
+        f"AND {_column(HuntPacing.day)} = {param} AND {_column(HuntPacing.channel)} = {param}"
+    )
+    found = database.execute_sql(sql, [hunt_id, HuntPacing.day.db_value(day), channel]).fetchone()
+    return int(found[0]) if found else 0
 
 
 def is_at_limit(hunt_id: int, day: date, limit: int | None) -> bool:

@@ -23,6 +23,8 @@ DEFAULT_CHANNEL_TIMEOUT = 10.0
 DEFAULT_PUBLIC_URL = "http://localhost:8000"
 # The levels OUTREACH_LOG_LEVEL accepts (the standard library's names).
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The renderers OUTREACH_LOG_FORMAT accepts: one JSON object a line, or structlog's console view.
+LOG_FORMATS = ("json", "console")
 
 
 def _env_bool(value: str) -> bool:
@@ -97,6 +99,8 @@ class Settings:
     # "file:/path" makes every process read the current time from that file (tests, demos).
     clock: str = field(default="system", metadata={"env": "OUTREACH_CLOCK"})
     log_level: str = field(default="INFO", metadata={"env": "OUTREACH_LOG_LEVEL"})
+    # "console" reads better on a terminal; JSON stays the default everywhere else.
+    log_format: str = field(default="json", metadata={"env": "OUTREACH_LOG_FORMAT"})
     # Engagement thresholds (seed 004).
     inactivity_days: int = field(default=14, metadata={"env": "OUTREACH_INACTIVITY_DAYS"})
     goodbye_timeout_hours: int = field(
@@ -141,6 +145,12 @@ class Settings:
             raise ConfigurationError(
                 f"OUTREACH_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {level!r}"
             )
+        log_format = str(values.get("log_format", "json")).lower()
+        if log_format not in LOG_FORMATS:
+            raise ConfigurationError(
+                f"OUTREACH_LOG_FORMAT: expected one of {', '.join(LOG_FORMATS)}, got {log_format!r}"
+            )
+        values["log_format"] = log_format
         return cls(**values)  # type: ignore[arg-type]
 
     @staticmethod

@@ -25,6 +25,7 @@ import dramatiq  # noqa: E402
 import fakeredis  # noqa: E402
 import peewee  # noqa: E402
 import redis  # noqa: E402
+import structlog  # noqa: E402
 from dramatiq.brokers.redis import RedisBroker  # noqa: E402
 from dramatiq.brokers.stub import StubBroker  # noqa: E402
 
@@ -43,6 +44,36 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_TEST_URL = os.environ.get("OUTREACH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # A Monday morning, far from any daylight-saving change.
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+# --- log lines --------------------------------------------------------------------------------
+
+# A Python repr of a datetime in a log line means a value skipped the ISO 8601 rendering.
+_DATETIME_REPR = "datetime.datetime("
+_bad_log_lines: list[str] = []
+_format_line = structlog.stdlib.ProcessorFormatter.format
+
+
+def _checked_format(self: structlog.stdlib.ProcessorFormatter, record: object) -> str:
+    line = _format_line(self, record)  # type: ignore[arg-type]
+    if _DATETIME_REPR in line:
+        _bad_log_lines.append(line)
+    return line
+
+
+# Every line any test writes through the project's log pipeline, JSON or console, goes by here.
+structlog.stdlib.ProcessorFormatter.format = _checked_format  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def no_datetime_reprs_in_logs() -> Iterator[None]:
+    """Fails the test during which a log line held a datetime's Python repr."""
+    _bad_log_lines.clear()
+    yield
+    if _bad_log_lines:
+        found = _bad_log_lines[:]
+        _bad_log_lines.clear()
+        pytest.fail(f"log line with a datetime repr: {found[0][:300]}", pytrace=False)
 
 
 # --- clock and settings ----------------------------------------------------------------------

@@ -70,7 +70,7 @@ def setup(settings: Settings | None = None) -> dramatiq.Broker:
     global _configured
     if _configured is None:
         settings = settings or get_settings()
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, log_format=settings.log_format)
         init_database(settings.database_url)
         _configured = build_broker(settings)
         dramatiq.set_broker(_configured)

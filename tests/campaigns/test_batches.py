@@ -3,6 +3,7 @@ tick, the batch actor and the delivery actor on the in-process broker."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from storage.models import (
 )
 from tests.campaigns.helpers import (
     batch_rows,
+    deliver_queued,
     outbox_keys,
     recipients_by_status,
     reload,
@@ -363,3 +365,63 @@ def test_a_running_campaign_with_no_recipients_yet_initialises_them_when_a_batch
     # Then its recipients are made from the list, and the batch takes the first three
     assert reload(campaign).recipients_total == 4
     assert recipients_by_status(campaign) == {"sent": 3, "pending": 1}
+
+
+def test_a_tick_while_the_last_sends_are_in_flight_records_no_batch_then_the_campaign_completes(
+    db, clock, make_list, make_campaign, stub_broker, stub_worker, monkeypatch
+):
+    # Given a channel that holds every send open until it is released
+    entered, release = threading.Event(), threading.Event()
+
+    class Holding:
+        name = "log"
+        deduplicates = False
+
+        def send(self, message: Outbound) -> str:
+            entered.set()
+            assert release.wait(timeout=30), "the held send was never released"
+            return "ok"
+
+    monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: Holding())
+    # And a campaign whose first batch takes every contact, its sends now in flight
+    campaign = make_campaign(make_list(3), daily_send_limit=5, start_at=T0.isoformat())
+    assert tick(clock.now())["enqueued"] == 1
+    stub_broker.join("campaign", fail_fast=False)
+    assert entered.wait(timeout=30)
+    try:
+        # When the next day's tick comes while those sends are still held open
+        clock.set(T0 + DAY + timedelta(minutes=3))
+        assert tick(clock.now())["enqueued"] == 1
+        stub_broker.join("campaign", fail_fast=False)
+        # Then no batch is recorded for it, and the campaign waits, still running
+        assert [b.number for b in batch_rows(campaign)] == [1]
+        assert reload(campaign).status == "running"
+        assert "pending" not in recipients_by_status(campaign)
+    finally:
+        # When the held sends end
+        release.set()
+    stub_broker.join("delivery", fail_fast=False)
+    # Then the campaign completes, its history one batch of three
+    assert reload(campaign).status == "completed"
+    assert [(b.number, b.selected) for b in batch_rows(campaign)] == [(1, 3)]
+    assert recipients_by_status(campaign) == {"sent": 3}
+
+
+def test_a_tick_after_every_recipient_has_its_outcome_completes_without_a_batch(
+    db, clock, make_list, make_campaign, stub_broker
+):
+    # Given a campaign whose only batch was sent and whose outcomes are all in, left running
+    # (its last outcome saw a recipient still pending in the instant before it was claimed)
+    campaign = make_campaign(make_list(2), daily_send_limit=5, start_at=T0.isoformat())
+    tick(clock.now())
+    run_batch(campaign.id, 1)
+    deliver_queued()
+    Campaign.update(status="running", completed_at=None).where(Campaign.id == campaign.id).execute()
+    # When its next batch is claimed and run
+    clock.set(T0 + DAY)
+    assert claim_batch(campaign.id, 2, T0 + DAY)
+    result = run_batch(campaign.id, 2)
+    # Then no batch 2 is recorded and the campaign is completed
+    assert result.outcome is BatchOutcome.NOTHING_LEFT
+    assert [b.number for b in batch_rows(campaign)] == [1]
+    assert reload(campaign).status == "completed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from datetime import UTC, date, datetime, time
 
 import dramatiq
 import pytest
@@ -100,3 +101,41 @@ def test_dramatiq_own_lines_carry_the_message_context(log_stream, stub_broker, s
     assert retries[0]["message_id"] == message.message_id
     assert retries[0]["actor"] == "failing"
     assert retries[0]["outbox_id"] == 42
+
+
+def test_dates_in_a_line_are_iso_8601_never_python_reprs(log_stream):
+    # Given a line carrying datetimes, a date and a time, some nested
+    when = datetime(2026, 12, 4, 12, 36, 58, 123456, tzinfo=UTC)
+    get_logger("test").info(
+        "dated", started_at=when, day=date(2026, 12, 4), at=time(9, 30), batches=[{"at": when}]
+    )
+    # Then each is its ISO 8601 text
+    [line] = lines(log_stream)
+    assert line["started_at"] == "2026-12-04T12:36:58.123456+00:00"
+    assert line["day"] == "2026-12-04"
+    assert line["at"] == "09:30:00"
+    assert line["batches"] == [{"at": "2026-12-04T12:36:58.123456+00:00"}]
+    assert "datetime.datetime(" not in log_stream.getvalue()
+
+
+def test_the_console_format_renders_lines_for_a_person(stub_broker):
+    # Given logs configured for a terminal (OUTREACH_LOG_FORMAT=console)
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging("INFO", stream, log_format="console")
+    try:
+        get_logger("test").info("contacting", recipient="+33612345678", at=date(2026, 12, 4))
+    finally:
+        root.handlers, level = saved
+        root.setLevel(level)
+    # Then the line is text, not JSON, still masked, its date in ISO form
+    text = stream.getvalue()
+    assert "contacting" in text and not text.lstrip().startswith("{")
+    assert "+33612345678" not in text
+    assert "2026-12-04" in text
+
+
+def test_an_unknown_log_format_is_refused():
+    with pytest.raises(ValueError, match="log format must be one of json, console"):
+        configure_logging("INFO", io.StringIO(), log_format="xml")

@@ -24,6 +24,7 @@ def test_defaults_need_no_environment():
     assert settings.database_url == DEFAULT_DATABASE_URL
     assert settings.redis_url is None  # in-process broker
     assert settings.force_log_channel is False
+    assert settings.log_format == "json"
 
 
 def test_values_are_read_and_typed_from_the_environment():
@@ -51,6 +52,7 @@ def test_values_are_read_and_typed_from_the_environment():
         ("OUTREACH_CHANNEL_TIMEOUT", "-1.5"),
         ("OUTREACH_FORCE_LOG_CHANNEL", "maybe"),
         ("OUTREACH_LOG_LEVEL", "LOUD"),
+        ("OUTREACH_LOG_FORMAT", "xml"),
     ],
 )
 def test_a_malformed_setting_is_a_clear_error_naming_the_variable(name, value):

@@ -123,6 +123,7 @@ class BatchOutcome(enum.StrEnum):
     SKIPPED = "skipped"  # the campaign is not running (paused, cancelled, ended)
     INTERRUPTED = "interrupted"  # paused or cancelled while the batch was running
     NO_SUCH_BATCH = "no_such_batch"  # dropped while the campaign was paused
+    NOTHING_LEFT = "nothing_left"  # nobody pending: no batch recorded (completed, or waiting)
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,8 @@ def run_batch(campaign_id: int, batch_number: int) -> BatchResult:
         return BatchResult(campaign_id, batch_number, BatchOutcome.SKIPPED)
 
     recipients.materialise(campaign_id)
+    if batch.selected == 0 and _drop_if_nothing_left(campaign_id, batch.id):
+        return BatchResult(campaign_id, batch_number, BatchOutcome.NOTHING_LEFT)
     message = _message_of(campaign)
     selected = 0
     while True:
@@ -216,6 +219,42 @@ def _drop_unstarted(batch: CampaignBatch) -> None:
             & CampaignBatch.started_at.is_null()
             & CampaignBatch.finished_at.is_null()
         ).execute()
+
+
+def _drop_if_nothing_left(campaign_id: int, batch_id: int) -> bool:
+    """A batch that would select nobody is not recorded: it is dropped, and the campaign is
+    completed if every recipient has an outcome, or waits for the next tick while some sends are
+    still in flight. True when the batch was dropped.
+
+    Under the campaign's row lock, so no chunk of another delivery of this batch runs meanwhile.
+    """
+    now = clock.now()
+    with write_transaction():
+        if not lock_campaign(campaign_id, now, only_status=RUNNING):
+            return False  # no longer running: the chunk loop says so
+        pending = (
+            CampaignRecipient.select(CampaignRecipient.id)
+            .where(
+                (CampaignRecipient.campaign == campaign_id) & (CampaignRecipient.status == PENDING)
+            )
+            .exists()
+        )
+        if pending:
+            return False
+        dropped = (
+            CampaignBatch.delete()
+            .where(
+                (CampaignBatch.id == batch_id)
+                & CampaignBatch.started_at.is_null()
+                & (CampaignBatch.selected == 0)
+            )
+            .execute()
+        )
+        if not dropped:
+            return False  # started by another delivery of the same message: it finishes it
+        completed = complete_if_done(campaign_id, now)
+    log.info("campaign.batch_not_needed", campaign_id=campaign_id, completed=completed)
+    return True
 
 
 def _take_chunk(

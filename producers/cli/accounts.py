@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
-from producers.cli.context import ID, boot, print_json, print_table
+from producers.cli.context import EXIT_ROWS_REJECTED, ID, boot, print_json, print_table
 
 
 def _in_database(work: Any, *args: Any, **kwargs: Any) -> Any:
@@ -106,6 +108,51 @@ def user_list(account_id: int, as_json: bool) -> None:
     )
 
 
+@click.group()
+def users() -> None:
+    """Users in bulk: the members the daily engagement run looks after."""
+
+
+@users.command("import")
+@click.option("--account", "account_id", type=ID, required=True, help="Id of the account.")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def users_import(account_id: int, file: Path, as_json: bool) -> None:
+    """Create or update an account's members from a CSV file, matched on external_id.
+
+    Columns: external_id, name (needed); email, phone, whatsapp_id, group_id,
+    preferred_destination (individual or group), locale, opt_out (yes/no), last_activity
+    (ISO 8601). Bad rows are listed and skipped; exit status 1 when some were.
+    """
+    from worker.users_import import import_users
+
+    report = _in_database(import_users, account_id, file)
+    if as_json:
+        print_json(
+            {
+                "account_id": report.account_id,
+                "imported": report.imported,
+                "created": report.created,
+                "updated": report.updated,
+                "rejected": [{"line": b.line, "reason": b.reason} for b in report.bad_rows],
+                "stopped": report.stopped,
+            }
+        )
+    else:
+        click.echo(
+            f"account {report.account_id}: {report.imported} imported "
+            f"({report.created} new, {report.updated} updated), "
+            f"{len(report.bad_rows)} rejected"
+        )
+        for bad in report.bad_rows:
+            click.echo(f"line {bad.line}: {bad.reason}", err=True)
+    if report.stopped:
+        click.echo(f"error: {report.stopped}", err=True)
+    if report.bad_rows or report.stopped:
+        sys.exit(EXIT_ROWS_REJECTED)
+
+
 def register(group: click.Group) -> None:
     group.add_command(account)
     group.add_command(user)
+    group.add_command(users)

@@ -1,0 +1,372 @@
+"""Importing an account's members from a CSV file: the users the daily engagement run looks after.
+
+The header row names the columns (any order, any letter case): ``external_id`` and ``name`` are
+needed; ``email``, ``phone``, ``whatsapp_id``, ``group_id``, ``preferred_destination``,
+``locale``, ``opt_out`` and ``last_activity`` (ISO 8601) are optional. ``external_id`` is the
+product's own id of the user: a user already in the account with that id is updated, so the same
+file imported twice adds no one twice. A column left out of the header leaves that field of
+existing users as it is.
+
+The file is streamed and written a chunk of rows per transaction (upserts on the account and
+external id), so memory stays flat whatever the file's size. Bad rows are reported with their
+line and skipped. A file that cannot be read to the end (not UTF-8, malformed CSV) stops there:
+the chunks before it stay imported, the report says where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from peewee import EXCLUDED, Case
+
+from storage import clock
+from storage.db import write_transaction
+from storage.errors import InvalidInput
+from storage.models.accounts import User
+from storage.models.engagement import (
+    ACTIVE,
+    DESTINATIONS,
+    GROUP,
+    INDIVIDUAL,
+    EngagementState,
+    UserProfile,
+)
+from worker.accounts import MAX_NAME, require_account
+from worker.addresses import normalise_email, normalise_phone
+
+# Header names accepted for each field (compared lower-cased, spaces and dashes as underscores).
+COLUMNS = {
+    "external_id": "external_id",
+    "id": "external_id",
+    "name": "name",
+    "email": "email",
+    "phone": "phone",
+    "whatsapp_id": "whatsapp_id",
+    "whatsapp": "whatsapp_id",
+    "group_id": "group_id",
+    "preferred_destination": "preferred_destination",
+    "destination": "preferred_destination",
+    "locale": "locale",
+    "opt_out": "opt_out",
+    "last_activity": "last_activity",
+    "last_activity_at": "last_activity",
+}
+REQUIRED = ("external_id", "name")
+EXPECTED = (
+    "external_id, name, email, phone, whatsapp_id, group_id, preferred_destination, locale, "
+    "opt_out, last_activity"
+)
+# Rows per transaction: three upserts of this many rows each (well under SQLite's 32,766
+# parameters per statement).
+IMPORT_CHUNK = 2_000
+# As the columns hold.
+MAX_EXTERNAL_ID = 128
+MAX_JID = 128
+MAX_LOCALE = 16
+# A member's profile locale when the file gives none.
+DEFAULT_LOCALE = "en"
+_TRUE = frozenset({"1", "true", "yes", "y", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "n", "off"})
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+
+
+@dataclass(frozen=True)
+class BadRow:
+    line: int
+    reason: str
+
+
+@dataclass
+class UsersImportReport:
+    account_id: int
+    created: int = 0
+    updated: int = 0
+    bad_rows: list[BadRow] = field(default_factory=list)
+    # Set when the file could not be read to the end: why, and from which line nothing was kept.
+    stopped: str | None = None
+
+    @property
+    def imported(self) -> int:
+        return self.created + self.updated
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    external_id: str
+    values: dict[str, Any]
+
+
+def _header(cells: list[str]) -> list[str]:
+    names: list[str] = []
+    for cell in cells:
+        key = re.sub(r"[\s-]+", "_", cell.strip().lower())
+        if key not in COLUMNS:
+            raise InvalidInput(
+                f"line 1: unknown column {cell.strip()[:40]!r} (expected {EXPECTED})"
+            )
+        if COLUMNS[key] in names:
+            raise InvalidInput(f"line 1: column {cell.strip()!r} appears twice")
+        names.append(COLUMNS[key])
+    missing = [name for name in REQUIRED if name not in names]
+    if missing:
+        raise InvalidInput(f"line 1: the header needs a column {' and '.join(missing)}")
+    return names
+
+
+def parse_activity(raw: str) -> datetime | None:
+    """ISO 8601; a time without an offset is UTC, a bare date is its midnight UTC."""
+    text = raw.strip()
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"last_activity {text[:40]!r} is not an ISO 8601 date") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+def _opt_out(raw: str) -> bool:
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidInput(f"opt_out {raw.strip()[:20]!r} is not yes or no")
+
+
+def _jid(raw: str, what: str) -> str | None:
+    text = raw.strip()
+    if len(text) > MAX_JID:
+        raise InvalidInput(f"{what} is longer than {MAX_JID} characters")
+    return text or None
+
+
+def _parse(line: int, names: list[str], cells: list[str]) -> _Row:
+    if len(cells) != len(names):
+        raise InvalidInput(f"expected {len(names)} fields, found {len(cells)}")
+    if any("\x00" in cell for cell in cells):
+        # The csv module lets NUL through; PostgreSQL refuses it in text.
+        raise InvalidInput("contains a NUL character")
+    raw = dict(zip(names, cells, strict=True))
+    external_id = raw["external_id"].strip()
+    if not external_id or len(external_id) > MAX_EXTERNAL_ID:
+        raise InvalidInput(f"external_id must be 1 to {MAX_EXTERNAL_ID} characters")
+    name = raw["name"].strip()
+    if not name or len(name) > MAX_NAME:
+        raise InvalidInput(f"name must be 1 to {MAX_NAME} characters")
+    values: dict[str, Any] = {"name": name}
+    if "email" in raw:
+        values["email"] = normalise_email(raw["email"])
+    if "phone" in raw:
+        values["phone"] = normalise_phone(raw["phone"])
+    if "whatsapp_id" in raw:
+        values["whatsapp_jid"] = _jid(raw["whatsapp_id"], "whatsapp_id")
+    if "group_id" in raw:
+        values["group_jid"] = _jid(raw["group_id"], "group_id")
+    if "preferred_destination" in raw:
+        destination = raw["preferred_destination"].strip().lower() or INDIVIDUAL
+        if destination not in DESTINATIONS:
+            raise InvalidInput(
+                f"preferred_destination must be one of {', '.join(DESTINATIONS)}, "
+                f"not {destination[:20]!r}"
+            )
+        if destination == GROUP and not values.get("group_jid"):
+            raise InvalidInput("preferred_destination is group but the row has no group_id")
+        values["preferred_destination"] = destination
+    if "locale" in raw:
+        locale = raw["locale"].strip() or DEFAULT_LOCALE
+        if len(locale) > MAX_LOCALE or not _LOCALE.match(locale):
+            raise InvalidInput(f"locale {locale[:20]!r} is not a language tag (e.g. fr, pt-BR)")
+        values["locale"] = locale
+    if "opt_out" in raw:
+        values["reengagement_opt_out"] = _opt_out(raw["opt_out"])
+    if "last_activity" in raw:
+        values["last_activity_at"] = parse_activity(raw["last_activity"])
+    return _Row(line, external_id, values)
+
+
+def _decoded(handle: BinaryIO) -> Iterator[str]:
+    """The file's lines as text, decoded one by one so an error names its line."""
+    for number, raw in enumerate(handle, 1):
+        try:
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"line {number}: the file is not UTF-8 text") from None
+        yield text
+
+
+def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of each non-blank record, streamed."""
+    with path.open("rb") as handle:
+        reader = csv.reader(_decoded(handle))
+        line = 1
+        try:
+            for cells in reader:
+                if any(cell.strip() for cell in cells):
+                    yield line, cells
+                line = reader.line_num + 1
+        except csv.Error as exc:
+            raise InvalidInput(f"line {line}: malformed CSV: {exc}") from None
+
+
+# The stored field each column fills, where the names differ.
+_FIELD_OF = {
+    "whatsapp_id": "whatsapp_jid",
+    "group_id": "group_jid",
+    "opt_out": "reengagement_opt_out",
+    "last_activity": "last_activity_at",
+}
+_USER_FIELDS = ("name", "email", "phone")
+_PROFILE_FIELDS = (
+    "preferred_destination",
+    "whatsapp_jid",
+    "group_jid",
+    "locale",
+    "reengagement_opt_out",
+)
+
+
+class _Writer:
+    """Upserts one chunk of rows in one transaction: users, then profiles, then states."""
+
+    def __init__(self, account_id: int, names: list[str], report: UsersImportReport) -> None:
+        self.account_id = account_id
+        self.report = report
+        present = {_FIELD_OF.get(name, name) for name in names}
+        # Only the columns the file has are written over existing rows.
+        self.user_fields = [f for f in _USER_FIELDS if f in present]
+        self.profile_fields = [f for f in _PROFILE_FIELDS if f in present]
+        self.has_activity = "last_activity_at" in present
+
+    def write(self, rows: list[_Row]) -> None:
+        now = clock.now()
+        external_ids = [row.external_id for row in rows]
+        with write_transaction():
+            existing = self._ids(external_ids)
+            User.insert_many(
+                [
+                    {
+                        "account": self.account_id,
+                        "external_id": row.external_id,
+                        "created_at": now,
+                        **{f: row.values.get(f) for f in self.user_fields},
+                    }
+                    for row in rows
+                ]
+            ).on_conflict(
+                conflict_target=[User.account, User.external_id],
+                update={getattr(User, f): getattr(EXCLUDED, f) for f in self.user_fields},
+            ).as_rowcount().execute()
+            ids = self._ids(external_ids)
+            self._profiles(rows, ids, now)
+            if self.has_activity:
+                self._states(rows, ids, now)
+        self.report.updated += len(existing)
+        self.report.created += len(rows) - len(existing)
+
+    def _ids(self, external_ids: list[str]) -> dict[str, int]:
+        query = (
+            User.select(User.external_id, User.id)
+            .where((User.account == self.account_id) & User.external_id.in_(external_ids))
+            .tuples()
+        )
+        return dict(cast(list[tuple[str, int]], list(query)))
+
+    def _profiles(self, rows: list[_Row], ids: dict[str, int], now: datetime) -> None:
+        records = [
+            {
+                "user": ids[row.external_id],
+                "created_at": now,
+                **{f: row.values[f] for f in self.profile_fields},
+            }
+            for row in rows
+        ]
+        query = UserProfile.insert_many(records)
+        if self.profile_fields:
+            query = query.on_conflict(
+                conflict_target=[UserProfile.user],
+                update={getattr(UserProfile, f): getattr(EXCLUDED, f) for f in self.profile_fields},
+            )
+        else:
+            query = query.on_conflict_ignore()
+        query.as_rowcount().execute()
+
+    def _states(self, rows: list[_Row], ids: dict[str, int], now: datetime) -> None:
+        """New members start active; a known one's last activity only ever moves forward (the
+        engagement run may have seen a later one than the product's export)."""
+        records = [
+            {
+                "user": ids[row.external_id],
+                "state": ACTIVE,
+                "last_activity_at": row.values["last_activity_at"],
+                "updated_at": now,
+            }
+            for row in rows
+            if row.values["last_activity_at"] is not None
+        ]
+        if not records:
+            return
+        later = EXCLUDED.last_activity_at > EngagementState.last_activity_at
+        EngagementState.insert_many(records).on_conflict(
+            conflict_target=[EngagementState.user],
+            update={
+                EngagementState.last_activity_at: Case(
+                    None,
+                    [(later, EXCLUDED.last_activity_at)],
+                    EngagementState.last_activity_at,
+                ),
+                EngagementState.updated_at: EXCLUDED.updated_at,
+            },
+        ).as_rowcount().execute()
+
+
+def import_users(account_id: int, path: str | Path, chunk: int | None = None) -> UsersImportReport:
+    """Create or update the account's members from the file; bad rows come back with their
+    lines, and `stopped` says where a file that could not be read to the end stopped."""
+    chunk = chunk or IMPORT_CHUNK
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"cannot read {path.name}: no such file")
+    require_account(account_id)
+    rows = _rows(path)
+    first = next(rows, None)
+    if first is None:
+        raise InvalidInput(f"{path.name} is empty (a header row is needed)")
+    names = _header(first[1])
+    report = UsersImportReport(account_id=account_id)
+    writer = _Writer(account_id, names, report)
+    seen: dict[str, int] = {}
+    pending: list[_Row] = []
+    try:
+        for line, cells in rows:
+            try:
+                row = _parse(line, names, cells)
+            except InvalidInput as exc:
+                report.bad_rows.append(BadRow(line, str(exc)))
+                continue
+            if row.external_id in seen:
+                report.bad_rows.append(
+                    BadRow(line, f"same external_id as line {seen[row.external_id]}")
+                )
+                continue
+            seen[row.external_id] = line
+            pending.append(row)
+            if len(pending) >= chunk:
+                writer.write(pending)
+                pending = []
+    except InvalidInput as exc:
+        kept = f"from line {pending[0].line} on" if pending else "after it"
+        report.stopped = f"{exc}; nothing imported {kept}"
+        return report
+    if pending:
+        writer.write(pending)
+    return report

@@ -21,9 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, cast
-
-from peewee import EXCLUDED, Case
+from typing import Any, BinaryIO
 
 from storage import clock
 from storage.db import write_transaction
@@ -39,6 +37,7 @@ from storage.models.engagement import (
 )
 from worker.accounts import MAX_NAME, require_account
 from worker.addresses import normalise_email, normalise_phone
+from worker.upsert_sql import current, excluded, matching, upsert
 
 # Header names accepted for each field (compared lower-cased, spaces and dashes as underscores).
 COLUMNS = {
@@ -226,13 +225,17 @@ _FIELD_OF = {
     "last_activity": "last_activity_at",
 }
 _USER_FIELDS = ("name", "email", "phone")
-_PROFILE_FIELDS = (
-    "preferred_destination",
-    "whatsapp_jid",
-    "group_jid",
-    "locale",
-    "reengagement_opt_out",
-)
+# A new member's profile where the file has no column for a field.
+_PROFILE_DEFAULTS: dict[str, Any] = {
+    "preferred_destination": INDIVIDUAL,
+    "whatsapp_jid": None,
+    "group_jid": None,
+    "locale": DEFAULT_LOCALE,
+    "reengagement_opt_out": False,
+}
+_PROFILE_FIELDS = tuple(_PROFILE_DEFAULTS)
+_USER_COLUMNS = (User.name, User.email, User.phone)
+_PROFILE_COLUMNS = tuple(getattr(UserProfile, f) for f in _PROFILE_FIELDS)
 
 
 class _Writer:
@@ -242,91 +245,86 @@ class _Writer:
         self.account_id = account_id
         self.report = report
         present = {_FIELD_OF.get(name, name) for name in names}
-        # Only the columns the file has are written over existing rows.
-        self.user_fields = [f for f in _USER_FIELDS if f in present]
-        self.profile_fields = [f for f in _PROFILE_FIELDS if f in present]
+        # New rows get every field (the default where the file has no column); only the
+        # columns the file has are written over existing rows.
+        self.user_updates = [getattr(User, f) for f in _USER_FIELDS if f in present]
+        self.profile_updates = [getattr(UserProfile, f) for f in _PROFILE_FIELDS if f in present]
         self.has_activity = "last_activity_at" in present
 
     def write(self, rows: list[_Row]) -> None:
         now = clock.now()
         external_ids = [row.external_id for row in rows]
         with write_transaction():
-            existing = self._ids(external_ids)
-            User.insert_many(
+            existing = matching(
+                User.account, self.account_id, User.external_id, external_ids, User.id
+            )
+            returned = upsert(
+                User,
+                [User.account, User.external_id, User.created_at, *_USER_COLUMNS],
                 [
-                    {
-                        "account": self.account_id,
-                        "external_id": row.external_id,
-                        "created_at": now,
-                        **{f: row.values.get(f) for f in self.user_fields},
-                    }
+                    [
+                        self.account_id,
+                        row.external_id,
+                        now,
+                        *(row.values.get(f.name) for f in _USER_COLUMNS),
+                    ]
                     for row in rows
-                ]
-            ).on_conflict(
-                conflict_target=[User.account, User.external_id],
-                update={getattr(User, f): getattr(EXCLUDED, f) for f in self.user_fields},
-            ).as_rowcount().execute()
-            ids = self._ids(external_ids)
+                ],
+                conflict=[User.account, User.external_id],
+                updates=[(f, excluded(f)) for f in self.user_updates],
+                returning=[User.external_id, User.id],
+            )
+            ids = dict(returned)
             self._profiles(rows, ids, now)
             if self.has_activity:
                 self._states(rows, ids, now)
         self.report.updated += len(existing)
         self.report.created += len(rows) - len(existing)
 
-    def _ids(self, external_ids: list[str]) -> dict[str, int]:
-        query = (
-            User.select(User.external_id, User.id)
-            .where((User.account == self.account_id) & User.external_id.in_(external_ids))
-            .tuples()
-        )
-        return dict(cast(list[tuple[str, int]], list(query)))
-
     def _profiles(self, rows: list[_Row], ids: dict[str, int], now: datetime) -> None:
-        records = [
-            {
-                "user": ids[row.external_id],
-                "created_at": now,
-                **{f: row.values[f] for f in self.profile_fields},
-            }
-            for row in rows
-        ]
-        query = UserProfile.insert_many(records)
-        if self.profile_fields:
-            query = query.on_conflict(
-                conflict_target=[UserProfile.user],
-                update={getattr(UserProfile, f): getattr(EXCLUDED, f) for f in self.profile_fields},
-            )
-        else:
-            query = query.on_conflict_ignore()
-        query.as_rowcount().execute()
+        upsert(
+            UserProfile,
+            [UserProfile.user, UserProfile.created_at, *_PROFILE_COLUMNS],
+            [
+                [
+                    ids[row.external_id],
+                    now,
+                    *(row.values.get(f.name, _PROFILE_DEFAULTS[f.name]) for f in _PROFILE_COLUMNS),
+                ]
+                for row in rows
+            ],
+            conflict=[UserProfile.user],
+            updates=[(f, excluded(f)) for f in self.profile_updates],
+        )
 
     def _states(self, rows: list[_Row], ids: dict[str, int], now: datetime) -> None:
         """New members start active; a known one's last activity only ever moves forward (the
         engagement run may have seen a later one than the product's export)."""
-        records = [
-            {
-                "user": ids[row.external_id],
-                "state": ACTIVE,
-                "last_activity_at": row.values["last_activity_at"],
-                "updated_at": now,
-            }
-            for row in rows
-            if row.values["last_activity_at"] is not None
-        ]
-        if not records:
-            return
-        later = EXCLUDED.last_activity_at > EngagementState.last_activity_at
-        EngagementState.insert_many(records).on_conflict(
-            conflict_target=[EngagementState.user],
-            update={
-                EngagementState.last_activity_at: Case(
-                    None,
-                    [(later, EXCLUDED.last_activity_at)],
-                    EngagementState.last_activity_at,
-                ),
-                EngagementState.updated_at: EXCLUDED.updated_at,
-            },
-        ).as_rowcount().execute()
+        last = EngagementState.last_activity_at
+        later = (
+            f"CASE WHEN {excluded(last)} > {current(last)} THEN {excluded(last)} "
+            f"ELSE {current(last)} END"
+        )
+        upsert(
+            EngagementState,
+            [
+                EngagementState.user,
+                EngagementState.state,
+                last,
+                EngagementState.updated_at,
+                EngagementState.version,
+            ],
+            [
+                [ids[row.external_id], ACTIVE, row.values["last_activity_at"], now, 0]
+                for row in rows
+                if row.values["last_activity_at"] is not None
+            ],
+            conflict=[EngagementState.user],
+            updates=[
+                (last, later),
+                (EngagementState.updated_at, excluded(EngagementState.updated_at)),
+            ],
+        )
 
 
 def import_users(account_id: int, path: str | Path, chunk: int | None = None) -> UsersImportReport:

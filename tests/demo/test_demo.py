@@ -66,12 +66,17 @@ def test_engagement_moves_every_member_as_the_rules_say(subprocess_run: DemoRun)
     # 3 members inactive for 20 days get their goodbye on day 1, 2 inactive for 13 on day 2.
     assert [day["goodbyes_sent"] for day in days] == [3, 2, 0, 0]
     assert per_day("active -> goodbye_sent (inactivity_14d)") == [3, 2, 0, 0]
-    # Dormant when the 48 h ran out: 2 at the start, 1 on day 2, then the demo's own goodbyes.
-    assert per_day("goodbye_sent -> dormant (goodbye_timeout)") == [2, 1, 3, 2]
+    # Dormant when the 48 h ran out: 2 at the start, 1 on day 2, then the demo's own goodbyes
+    # but for the member who answered "remind me later" on day 2.
+    assert per_day("goodbye_sent -> dormant (goodbye_timeout)") == [2, 1, 2, 2]
     assert per_day("remind_later -> dormant (reminder_due)") == [1, 0, 0, 1]
     # The 2 opted-out members are skipped every day and never move.
     assert [day["skipped_opted_out"] for day in days] == [2, 2, 2, 2]
-    assert report["summary"]["engagement"]["states"] == {"active": 6, "dormant": 11}
+    assert report["summary"]["engagement"]["states"] == {
+        "active": 6,
+        "dormant": 10,
+        "remind_later": 1,
+    }
 
 
 def test_every_message_is_sent_once_and_every_fire_succeeds(subprocess_run: DemoRun):
@@ -248,6 +253,7 @@ def test_day_two_replies_are_heard_a_goodbye_answer_and_an_owners_stop(subproces
     # And the owner's address is suppressed, with one confirmation sent and nothing else after
     assert owner["outcome"] == "stop"
     consent = report["summary"]["consent"]
-    assert consent["suppressed_addresses"] == 1
+    # (the owner, and the phones of the two members who had opted out, heard by the sweep)
+    assert consent["suppressed_addresses"] == 3
     assert consent["stop_confirmations"] == 1
     assert report["summary"]["outbox"]["by_source"]["consent"] == 1

@@ -56,6 +56,16 @@ def clock() -> Iterator[FrozenClock]:
     clock_module.set_clock(None)
 
 
+@pytest.fixture(autouse=True)
+def fresh_pacing_reads() -> Iterator[None]:
+    """Senders and accounts read by the delivery gate are read again in every test."""
+    from worker import pacing
+
+    pacing.forget()
+    yield
+    pacing.forget()
+
+
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Set environment variables for one test; settings are read again around it."""

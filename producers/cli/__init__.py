@@ -77,6 +77,7 @@ from producers.cli import (  # noqa: E402
     hunts,
     outbox,
     scheduler,
+    senders,
     status,
     suppress,
 )
@@ -93,3 +94,4 @@ dlq.register(main)
 enqueue.register(main)
 suppress.register(main)
 accounts.register(main)
+senders.register(main)

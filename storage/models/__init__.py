@@ -31,6 +31,7 @@ from storage.models.hunts import (
 )
 from storage.models.outbox import OutboxMessage
 from storage.models.scheduler import ScheduleLastFire
+from storage.models.senders import Sender
 
 ALL_MODELS: list[type[BaseModel]] = [
     OutboxMessage,
@@ -59,6 +60,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     ScheduleLastFire,
     Suppression,
     InboundEvent,
+    Sender,
 ]
 
 __all__ = [
@@ -87,6 +89,7 @@ __all__ = [
     "MessageTemplate",
     "OutboxMessage",
     "ScheduleLastFire",
+    "Sender",
     "Suppression",
     "UTCDateTimeField",
     "User",

@@ -1,0 +1,300 @@
+"""The gate every claimed row passes just before its send: sending hours, a paused sender, and
+a paced sender's turn. A row that may not go yet is deferred, never held in a thread: it goes
+back to `queued` and its delivery is put on the broker with a delay to the time it may go.
+
+Rules (README "Pacing: senders, spacing, sending hours"):
+- hours: the campaign's override, else the account's, else the sender's, else the default
+  hours for a message of an account or an engagement goodbye; a message of no account sent by
+  hand has none. They are read in the account's zone (OUTREACH_SENDING_TIMEZONE without one).
+- a paused sender's rows wait for the end of the pause; none fails.
+- a paced sender's rows take turns (worker.senders); an unpaced one sends in windows.
+"""
+
+from __future__ import annotations
+
+import time as monotonic
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from storage import clock
+from storage.db import database, write_transaction
+from storage.models.accounts import Account
+from storage.models.outbox import QUEUED, SENT, OutboxMessage
+from storage.models.senders import Sender
+from storage.settings import Settings, get_settings
+from worker.channels.base import SendError
+from worker.hours import ALWAYS, SendingHours, parse_hours
+from worker.logging import get_logger
+from worker.senders import (
+    Pacing,
+    default_sender,
+    get_sender,
+    pacing_of,
+    pause,
+    resume,
+    take_turn,
+)
+
+log = get_logger("outreach.pacing")
+
+# Accounts' hours and senders' settings are read again after this long (an operator's change,
+# another worker's pause of an unpaced sender, is seen within it).
+CACHE_SECONDS = 2.0
+# Sources whose messages follow the default hours even without an account.
+ALWAYS_IN_HOURS = frozenset({"engagement"})
+# Why a row waits, as its deferral records it.
+OUTSIDE_HOURS = "outside sending hours"
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """A claimed row put back: due again at `until`, holding the slot `hold` (or none)."""
+
+    outbox_id: int
+    attempt: int
+    until: datetime
+    hold: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class _SenderView:
+    pacing: Pacing
+    paused_until: datetime | None
+    sending_hours: str | None
+
+
+_cache: dict[tuple[int, str, object], tuple[float, Any]] = {}
+
+
+def forget(name: str | None = None) -> None:
+    """Drop what was read (one sender's view, or everything)."""
+    if name is None:
+        _cache.clear()
+        return
+    for key in [k for k in _cache if k[1] == "sender" and k[2] == name]:
+        _cache.pop(key, None)
+
+
+def _cached(kind: str, key: object, read: Any) -> Any:
+    full = (id(database.obj), kind, key)
+    found = _cache.get(full)
+    now = monotonic.monotonic()
+    if found is not None and now - found[0] < CACHE_SECONDS:
+        return found[1]
+    value = read()
+    _cache[full] = (now, value)
+    return value
+
+
+def sender_name(row: OutboxMessage, settings: Settings) -> str:
+    return str(row.sender) if row.sender else default_sender(row.channel, settings)
+
+
+def _sender_view(name: str, channel: str, settings: Settings) -> _SenderView:
+    def read() -> _SenderView:
+        sender: Sender = get_sender(name, channel)
+        paused = clock.as_utc(sender.paused_until) if sender.paused_until else None
+        return _SenderView(pacing_of(sender, settings), paused, sender.sending_hours)
+
+    view: _SenderView = _cached("sender", name, read)
+    return view
+
+
+def _account(account_id: int) -> tuple[str, str | None] | None:
+    def read() -> tuple[str, str | None] | None:
+        found = (
+            Account.select(Account.timezone, Account.sending_hours)
+            .where(Account.id == account_id)
+            .tuples()
+            .first()
+        )
+        return None if found is None else (str(found[0]), found[1])
+
+    account: tuple[str, str | None] | None = _cached("account", account_id, read)
+    return account
+
+
+def hours_for(
+    row: OutboxMessage, sender_hours: str | None, settings: Settings
+) -> tuple[SendingHours, ZoneInfo]:
+    """The row's sending hours and the zone they are read in."""
+    account = _account(int(row.account_id)) if row.account_id else None
+    zone = ZoneInfo(account[0] if account else settings.sending_timezone)
+    spec = row.sending_hours or (account[1] if account else None) or sender_hours
+    if spec is None:
+        in_hours = account is not None or row.source in ALWAYS_IN_HOURS
+        spec = settings.sending_hours if in_hours else ALWAYS
+    return _parsed(spec), zone
+
+
+def _parsed(spec: str) -> SendingHours:
+    hours: SendingHours = _cached("hours", spec, lambda: parse_hours(spec))
+    return hours
+
+
+def gate(row: OutboxMessage, now: datetime, settings: Settings | None = None) -> Deferral | None:
+    """None when the claimed row may go out now; else when it may."""
+    settings = settings or get_settings()
+    name = sender_name(row, settings)
+    view = _sender_view(name, row.channel, settings)
+    hours, zone = hours_for(row, view.sending_hours, settings)
+    if not hours.always:
+        opening = hours.next_opening(now, zone)
+        if opening > now:
+            return Deferral(row.id, row.attempts, opening, None, OUTSIDE_HOURS)
+    if not view.pacing.paced:
+        if view.paused_until is not None and view.paused_until > now:
+            return Deferral(row.id, row.attempts, view.paused_until, None, "sender paused")
+        return None
+    held = clock.as_utc(row.not_before) if row.not_before else None
+    turn = take_turn(name, row.channel, held, now)
+    if turn.go:
+        return None
+    assert turn.until is not None
+    return Deferral(row.id, row.attempts, turn.until, turn.hold, turn.reason)
+
+
+def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:
+    """The deferred rows' deliveries, each delayed to its time (rows due together, one
+    message). Their rows say when they are due (`enqueued_at`), so the relay leaves them be
+    until well after that, and a lost message is enqueued again by the relay."""
+    from worker.actors.delivery import deliver_outbox_messages
+    from worker.outbox import DELIVERY_GROUP
+
+    by_time: dict[datetime, list[int]] = {}
+    for deferral in deferrals:
+        by_time.setdefault(deferral.until, []).append(deferral.outbox_id)
+    now = clock.now()
+    for until, ids in sorted(by_time.items()):
+        delay = max(0, int((until - now).total_seconds() * 1000))
+        for first in range(0, len(ids), DELIVERY_GROUP):
+            deliver_outbox_messages.send_with_options(
+                args=(ids[first : first + DELIVERY_GROUP],), delay=delay or None
+            )
+
+
+# WAHA's answer for "stop contacting new people for a while".
+WAHA_SLOW_DOWN = 463
+# A rate limit; it pauses the sender only when it says for how long (Retry-After).
+TOO_MANY_REQUESTS = 429
+
+
+def pause_on_signal(
+    row: OutboxMessage, error: SendError, settings: Settings | None = None
+) -> Deferral | None:
+    """A provider's signal to stop (WAHA 463, HTTP 429 with Retry-After) pauses the row's
+    sender and defers the row to the end of the pause; None for any other error."""
+    settings = settings or get_settings()
+    if error.status_code == WAHA_SLOW_DOWN and row.channel == "whatsapp":
+        seconds = float(settings.waha_463_pause_seconds)
+    elif error.status_code == TOO_MANY_REQUESTS and error.retry_after is not None:
+        seconds = error.retry_after
+    else:
+        return None
+    now = clock.now()
+    until = now + timedelta(seconds=seconds)
+    name = sender_name(row, settings)
+    reason = f"HTTP {error.status_code} at {now.isoformat()}: {error}"[:500]
+    pause(name, until, reason)
+    forget(name)
+    log.warning("sender.paused", sender=name, until=until.isoformat(), outbox_id=row.id)
+    return Deferral(row.id, row.attempts, until, None, f"sender paused: HTTP {error.status_code}")
+
+
+def _rows_of(name: str, settings: Settings) -> Any:
+    """The outbox rows that go out from sender `name` (rows from before senders: by channel)."""
+    channel = name.partition(":")[0]
+    mine = OutboxMessage.sender == name
+    if default_sender(channel, settings) == name:
+        mine = mine | (OutboxMessage.sender.is_null() & (OutboxMessage.channel == channel))
+    return mine
+
+
+def resume_sender(name: str) -> dict[str, Any]:
+    """Lift the sender's pause and send what waited for it now, in its turns (each row once:
+    its claim for sending is conditional, and a delayed delivery that fires later finds it
+    done). Returns the sender's summary and how many rows were enqueued again."""
+    settings = get_settings()
+    lifted = resume(name)
+    forget(name)
+    now = clock.now()
+    with write_transaction():
+        waiting = [
+            row.id
+            for row in OutboxMessage.update(enqueued_at=now, not_before=None)
+            .where(
+                (OutboxMessage.status == QUEUED)
+                & (OutboxMessage.enqueued_at > now)
+                & _rows_of(name, settings)
+            )
+            .returning(OutboxMessage.id)
+            .execute()
+        ]
+    if waiting:
+        from worker.outbox import enqueue_deliveries
+
+        enqueue_deliveries(sorted(waiting))
+    log.info("sender.resumed", sender=name, was_paused=lifted, requeued=len(waiting))
+    return {**sender_summary(get_sender(name), now), "resumed": lifted, "requeued": len(waiting)}
+
+
+def pause_sender(name: str, seconds: float, reason: str) -> dict[str, Any]:
+    """An operator's pause of `seconds` from now; its rows wait (none fails)."""
+    now = clock.now()
+    sender = get_sender(name)
+    pause(name, now + timedelta(seconds=seconds), reason)
+    forget(name)
+    log.info("sender.paused", sender=name, until=(now + timedelta(seconds=seconds)).isoformat())
+    return sender_summary(Sender.get_by_id(sender.id), now)
+
+
+def _day_start(now: datetime, settings: Settings) -> datetime:
+    zone = ZoneInfo(settings.sending_timezone)
+    local = now.astimezone(zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def sender_summary(sender: Sender, now: datetime) -> dict[str, Any]:
+    """What `outreach sender list` shows of one sender."""
+    settings = get_settings()
+    pacing = pacing_of(sender, settings)
+    mine = _rows_of(str(sender.name), settings)
+    sent_today = (
+        OutboxMessage.select()
+        .where(
+            mine
+            & (OutboxMessage.status == SENT)
+            & (OutboxMessage.finished_at >= _day_start(now, settings))
+        )
+        .count()
+    )
+    waiting = OutboxMessage.select().where(mine & (OutboxMessage.status == QUEUED)).count()
+    paused = sender.paused_until is not None and clock.as_utc(sender.paused_until) > now
+    next_slot = clock.as_utc(sender.next_slot_at) if sender.next_slot_at else None
+    if paused:
+        next_slot = clock.as_utc(sender.paused_until)
+    elif next_slot is not None and next_slot < now:
+        next_slot = None
+    return {
+        "name": sender.name,
+        "channel": sender.channel,
+        "account_id": sender.account_id,
+        "min_spacing_seconds": pacing.min_spacing,
+        "max_spacing_seconds": pacing.max_spacing,
+        "daily_cap": pacing.daily_cap,
+        "next_slot_at": next_slot.isoformat() if next_slot else None,
+        "sent_today": sent_today,
+        "waiting": waiting,
+        "paused_until": clock.as_utc(sender.paused_until).isoformat() if paused else None,
+        "pause_reason": sender.pause_reason if paused else None,
+    }
+
+
+def list_senders() -> list[dict[str, Any]]:
+    """Every sender known (a sender's row is made when it is first set or sends)."""
+    now = clock.now()
+    return [sender_summary(s, now) for s in Sender.select().order_by(Sender.name)]

@@ -30,7 +30,7 @@ MAX_TURN_TRIES = 20
 CONTENDED_WAIT = timedelta(milliseconds=200)
 # Added to the minimum spacing at the actual send: covers the jitter between a turn being
 # granted and its request reaching the far end, so the far end never sees a shorter gap.
-SPACING_GUARD = timedelta(milliseconds=50)
+SPACING_GUARD = timedelta(milliseconds=100)
 # As the name column holds.
 MAX_NAME = 255
 # A day: a longer spacing is a pause, not a pace.

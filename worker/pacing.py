@@ -94,7 +94,9 @@ def sender_name(row: OutboxMessage, settings: Settings) -> str:
     return str(row.sender) if row.sender else default_sender(row.channel, settings)
 
 
-def _sender_view(name: str, channel: str, settings: Settings) -> _SenderView:
+def sender_view(name: str, channel: str, settings: Settings) -> _SenderView:
+    """The sender's settings and pause as the gate reads them (again after CACHE_SECONDS)."""
+
     def read() -> _SenderView:
         sender: Sender = get_sender(name, channel)
         paused = clock.as_utc(sender.paused_until) if sender.paused_until else None
@@ -140,7 +142,7 @@ def gate(row: OutboxMessage, now: datetime, settings: Settings | None = None) ->
     """None when the claimed row may go out now; else when it may."""
     settings = settings or get_settings()
     name = sender_name(row, settings)
-    view = _sender_view(name, row.channel, settings)
+    view = sender_view(name, row.channel, settings)
     hours, zone = hours_for(row, view.sending_hours, settings)
     if not hours.always:
         opening = hours.next_opening(now, zone)

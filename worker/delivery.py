@@ -311,11 +311,20 @@ def _send_claimed(
             unsent = rows[n:]
             break
         # Hours, a pause, the sender's turn: checked just before the send, never slept on.
-        deferral = pacing.gate(row, clock.now(), settings)
+        try:
+            deferral = pacing.gate(row, clock.now(), settings)
+        except Exception as exc:
+            # The window's other claims must still be recorded: this row is retried.
+            log.exception("delivery.pacing_failed", outbox_id=row.id)
+            reason = f"the pacing check failed: {type(exc).__name__}: {exc}"
+            results.append(ClaimOutcome(row.id, row.attempts, QUEUED, error=reason))
+            outcomes[row.id] = Outcome.RETRY
+            errors.append(TransientSendError(reason))
+            continue
         if deferral is None:
             result, error = _attempt(row, get_channel(row.channel, settings))
             if isinstance(error, TransientSendError):
-                deferral = pacing.pause_on_signal(row, error, settings)
+                deferral = _paused_by(row, error, settings)
         if deferral is not None:
             deferred.append(deferral)
             outcomes[row.id] = Outcome.DEFERRED
@@ -327,6 +336,18 @@ def _send_claimed(
     has_handlers = any(has_outcome_handlers(r.source) for r in rows)
     _record(results, unsent, deferred, has_handlers=has_handlers)
     return [row.id for row in unsent]
+
+
+def _paused_by(
+    row: OutboxMessage, error: TransientSendError, settings: Settings
+) -> Deferral | None:
+    """The row's deferral when the error is a provider's signal to stop (its sender paused)."""
+    try:
+        return pacing.pause_on_signal(row, error, settings)
+    except Exception:
+        # Not paused: the row is retried as any transient failure is.
+        log.exception("delivery.pause_failed", outbox_id=row.id)
+        return None
 
 
 def _attempt(row: OutboxMessage, channel: Channel) -> tuple[ClaimOutcome, SendError | None]:

@@ -13,7 +13,8 @@ from storage.db import database
 from storage.models import OutboxMessage, Sender
 from storage.models.outbox import SENT
 from tests.pacing.helpers import TimedChannel, gaps, play_deliveries
-from worker import delivery, senders
+from worker import delivery, pacing, senders
+from worker.channels import TransientSendError
 from worker.delivery import Outcome
 from worker.outbox import Outgoing, queue_messages, relay
 
@@ -143,3 +144,25 @@ def test_the_relay_leaves_a_deferred_row_to_its_delayed_delivery(db, clock, env,
     # And well after its due time, a lost delayed delivery is enqueued again by the relay
     clock.advance(timedelta(hours=2))
     assert relay()["requeued"] == 1
+
+
+def test_a_failing_pacing_check_costs_its_row_a_retry_only(db, clock, monkeypatch):
+    # Given three rows in one window, and a pacing check that fails for the middle one
+    channel = TimedChannel()
+    monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: channel)
+    ids = [r.id for r in queue_messages([Outgoing(f"g-{n}", "log", "+33612340000", "hi")
+                                         for n in range(3)])]  # fmt: skip
+    real_gate = pacing.gate
+
+    def gate(row, now, settings=None):
+        if row.id == ids[1]:
+            raise RuntimeError("sender table unreachable")
+        return real_gate(row, now, settings)
+
+    monkeypatch.setattr(pacing, "gate", gate)
+    # When the window is delivered, the message is to be retried...
+    with pytest.raises(TransientSendError, match="pacing check failed"):
+        delivery.deliver_many(ids)
+    # ...and the others' sends were recorded: nothing left claimed
+    statuses = [OutboxMessage.get_by_id(i).status for i in ids]
+    assert statuses == ["sent", "queued", "sent"]

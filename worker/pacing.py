@@ -45,6 +45,9 @@ log = get_logger("outreach.pacing")
 CACHE_SECONDS = 2.0
 # Sources whose messages follow the default hours even without an account.
 ALWAYS_IN_HOURS = frozenset({"engagement"})
+# Embedded mode (the in-process broker, whose delays run on the wall clock while its caller
+# waits): a deferral longer than this is left to the relay, which enqueues the row once due.
+EMBEDDED_MAX_DELAY_MS = 120_000
 # Why a row waits, as its deferral records it.
 OUTSIDE_HOURS = "outside sending hours"
 
@@ -165,14 +168,19 @@ def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:
     message). Their rows say when they are due (`enqueued_at`), so the relay leaves them be
     until well after that, and a lost message is enqueued again by the relay."""
     from worker.actors.delivery import deliver_outbox_messages
+    from worker.broker import is_embedded
     from worker.outbox import DELIVERY_GROUP
 
     by_time: dict[datetime, list[int]] = {}
     for deferral in deferrals:
         by_time.setdefault(deferral.until, []).append(deferral.outbox_id)
     now = clock.now()
+    embedded = is_embedded()
     for until, ids in sorted(by_time.items()):
         delay = max(0, int((until - now).total_seconds() * 1000))
+        if embedded and delay > EMBEDDED_MAX_DELAY_MS:
+            log.info("pacing.left_to_relay", count=len(ids), until=until.isoformat())
+            continue
         for first in range(0, len(ids), DELIVERY_GROUP):
             deliver_outbox_messages.send_with_options(
                 args=(ids[first : first + DELIVERY_GROUP],), delay=delay or None

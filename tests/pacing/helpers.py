@@ -4,7 +4,7 @@ the broker's delayed deliveries on the fake clock: each row's delivery fires whe
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import pairwise
 
@@ -39,11 +39,18 @@ def gaps(times: Sequence[datetime]) -> list[float]:
     return [(b - a).total_seconds() for a, b in pairwise(times)]
 
 
-def play_deliveries(outbox_ids: Sequence[int], frozen, max_rounds: int = 10_000) -> int:
+def play_deliveries(
+    outbox_ids: Sequence[int],
+    frozen,
+    max_rounds: int = 10_000,
+    until: Callable[[], bool] | None = None,
+) -> int:
     """Deliver the rows as the broker would: move the fake clock to the earliest due time
     (`enqueued_at`, which a deferral sets to its delay's end) and deliver what is due then.
-    Returns the rounds it took; stops when none of the rows is queued."""
+    Returns the rounds it took; stops when none of the rows is queued (or `until` holds)."""
     for rounds in range(max_rounds):
+        if until is not None and until():
+            return rounds
         queued = list(
             OutboxMessage.select(OutboxMessage.id, OutboxMessage.enqueued_at)
             .where(OutboxMessage.id.in_(list(outbox_ids)) & (OutboxMessage.status == QUEUED))

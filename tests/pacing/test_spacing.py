@@ -33,7 +33,7 @@ def queue_whatsapp(count: int, prefix: str = "m") -> list[int]:
     return [row.id for row in rows]
 
 
-def test_a_whatsapp_batch_leaves_30_to_60_seconds_apart(db, clock, env, whatsapp, stub_broker):
+def test_a_whatsapp_batch_leaves_30_to_60_seconds_apart(db, clock, env, whatsapp, fakeredis_broker):
     # Given ten WhatsApp messages queued at once on the default sender (30-60 s)
     ids = queue_whatsapp(10)
     # When the first delivery runs
@@ -41,8 +41,8 @@ def test_a_whatsapp_batch_leaves_30_to_60_seconds_apart(db, clock, env, whatsapp
     # Then one goes at once, and the nine others are put back with a delay, not slept on
     assert sorted(outcomes.values()).count(Outcome.SENT) == 1
     assert list(outcomes.values()).count(Outcome.DEFERRED) == 9
-    delayed = stub_broker.queues["delivery.DQ"]
-    assert delayed.qsize() == 9
+    delayed = fakeredis_broker.client.llen(f"{fakeredis_broker.namespace}:delivery.DQ")
+    assert delayed == 9
     # When every delayed delivery fires at its time
     play_deliveries(ids, clock)
     # Then each was sent once, 30 to 60 s after the previous one

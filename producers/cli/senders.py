@@ -31,7 +31,7 @@ def list_command(as_json: bool) -> None:
     """Every sender: spacing, cap, next slot, sends today, pause and its reason."""
     boot()
     from storage.db import database
-    from worker.pacing import list_senders
+    from worker.sender_admin import list_senders
 
     with database.connection_context():
         rows = list_senders()
@@ -82,7 +82,7 @@ def set_command(
     from storage import clock
     from storage.db import database
     from worker.accounts import require_account
-    from worker.pacing import sender_summary
+    from worker.sender_admin import sender_summary
     from worker.senders import configure_sender
 
     with database.connection_context():
@@ -111,7 +111,7 @@ def pause_command(name: str, hours: float, reason: str, as_json: bool) -> None:
     """Stop sender NAME for a while; its messages wait, none fails."""
     boot()
     from storage.db import database
-    from worker.pacing import pause_sender
+    from worker.sender_admin import pause_sender
 
     with database.connection_context():
         _require_sender(name)
@@ -126,7 +126,7 @@ def resume_command(name: str, as_json: bool) -> None:
     """Lift sender NAME's pause: what waited goes out now, in its turns."""
     boot()
     from storage.db import database
-    from worker.pacing import resume_sender
+    from worker.sender_admin import resume_sender
 
     with database.connection_context():
         _require_sender(name)

@@ -323,6 +323,7 @@ def _send_claimed(
             continue
         if deferral is None:
             result, error = _attempt(row, get_channel(row.channel, settings))
+            _send_ended(row, settings)
             if isinstance(error, TransientSendError):
                 deferral = _paused_by(row, error, settings)
         if deferral is not None:
@@ -336,6 +337,14 @@ def _send_claimed(
     has_handlers = any(has_outcome_handlers(r.source) for r in rows)
     _record(results, unsent, deferred, has_handlers=has_handlers)
     return [row.id for row in unsent]
+
+
+def _send_ended(row: OutboxMessage, settings: Settings) -> None:
+    """The sender's quiet time starts now (a paced one's); a failure here only loses that."""
+    try:
+        pacing.send_ended(row, settings)
+    except Exception:
+        log.exception("delivery.send_end_failed", outbox_id=row.id)
 
 
 def _paused_by(

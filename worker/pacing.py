@@ -36,6 +36,7 @@ from worker.senders import (
     pause,
     take_turn,
 )
+from worker.senders import send_ended as senders_send_ended
 
 log = get_logger("outreach.pacing")
 
@@ -160,6 +161,14 @@ def gate(row: OutboxMessage, now: datetime, settings: Settings | None = None) ->
         return None
     assert turn.until is not None
     return Deferral(row.id, row.attempts, turn.until, turn.hold, turn.reason)
+
+
+def send_ended(row: OutboxMessage, settings: Settings | None = None) -> None:
+    """After a send on a paced sender: its quiet time counts from the end of this send."""
+    settings = settings or get_settings()
+    name = sender_name(row, settings)
+    if sender_view(name, row.channel, settings).pacing.paced:
+        senders_send_ended(name, clock.now())
 
 
 def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:

@@ -202,6 +202,17 @@ def _write(row: Sender, values: dict[str, object]) -> bool:
     return bool(updated)
 
 
+def send_ended(name: str, at: datetime) -> None:
+    """A send of the sender ended at `at`: the next one waits its minimum spacing from then, so
+    the far end never sees a shorter gap however long the request took to reach it (a version
+    bump makes a turn worked out meanwhile read again)."""
+    (
+        Sender.update(last_send_at=at, version=Sender.version + 1)
+        .where((Sender.name == name) & (Sender.last_send_at.is_null() | (Sender.last_send_at < at)))
+        .execute()
+    )
+
+
 def pause(name: str, until: datetime, reason: str) -> None:
     """Stop the sender until `until` (a later pause already set wins); its slots are dropped."""
     row = get_sender(name)

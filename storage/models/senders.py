@@ -28,7 +28,7 @@ class Sender(BaseModel):
     sending_hours = CharField(max_length=100, null=True)
     # The first time a new slot can be handed out: the end of the last slot reserved.
     next_slot_at = UTCDateTimeField(null=True)
-    # When the last send was let go (the actual gap never falls under the minimum spacing).
+    # When the last send was let go, then when it ended: the next waits its minimum from then.
     last_send_at = UTCDateTimeField(null=True)
     # The calendar day (ISO date, OUTREACH_SENDING_TIMEZONE) of `day_count`: slots reserved then.
     day = CharField(max_length=10, null=True)

@@ -7,9 +7,9 @@ sender's row in the database and moves only by a conditional update on the row's
 thread of every worker shares it, and it survives a restart of Redis or of every worker.
 
 A row holding a slot in the future waits for it on the broker (a delayed message), not in a
-thread. When it comes due, a second check keeps the actual gap since the last send let go at
-or above the minimum spacing since the last send ended (worker.pacing records the end), however
-late the previous delayed message fired.
+thread. When it comes due, a second check keeps the sender quiet for at least the minimum
+spacing since its last send ended (worker.pacing records the end), however late the previous
+delayed message fired.
 """
 
 from __future__ import annotations

@@ -52,12 +52,20 @@ def bench_environment(prefix: str = "bench") -> Iterator[dict[str, str]]:
         "REDIS_URL": REDIS_URL,
         "OUTREACH_REDIS_NAMESPACE": namespace,
         "OUTREACH_LOG_LEVEL": "WARNING",
+        # Whatever the hour of the run: bench.pacing measures pacing on senders of its own.
+        "OUTREACH_SENDING_HOURS": "always",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     os.environ.update(
         {
             k: env[k]
-            for k in ("DATABASE_URL", "REDIS_URL", "OUTREACH_REDIS_NAMESPACE", "OUTREACH_LOG_LEVEL")
+            for k in (
+                "DATABASE_URL",
+                "REDIS_URL",
+                "OUTREACH_REDIS_NAMESPACE",
+                "OUTREACH_LOG_LEVEL",
+                "OUTREACH_SENDING_HOURS",
+            )
         }
     )
     from storage.db import close_all, init_database

@@ -21,6 +21,14 @@ DEFAULT_REDIS_NAMESPACE = "outreach"
 DEFAULT_CHANNEL_TIMEOUT = 10.0
 # The web process's own address on a laptop (uvicorn's port in the Procfile's default).
 DEFAULT_PUBLIC_URL = "http://localhost:8000"
+# WAHA's own advice against bans: a random 30 to 60 s between two messages of one session.
+DEFAULT_WHATSAPP_SPACING = (30.0, 60.0)
+# An SMTP from-address sends a few messages per second.
+DEFAULT_EMAIL_SPACING = (0.2, 0.4)
+# When messages of an account go out, in the account's zone.
+DEFAULT_SENDING_HOURS = "mon-sat 09:00-20:00"
+# WAHA's 463 ("stop contacting new people for a while") pauses the sender this long.
+DEFAULT_WAHA_463_PAUSE_SECONDS = 86_400
 # The levels OUTREACH_LOG_LEVEL accepts (the standard library's names).
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The renderers OUTREACH_LOG_FORMAT accepts: one JSON object a line, or structlog's console view.
@@ -73,6 +81,33 @@ class Settings:
     # Signs unsubscribe tokens and operator sessions; unset, a fixed development key is used
     # and the web process says so in its log (never leave it unset in production).
     secret_key: str | None = field(default=None, metadata={"env": "OUTREACH_SECRET_KEY"})
+    # Pacing (README "Pacing: senders, spacing, sending hours"): the defaults of every sender of
+    # a channel, which a sender's own row may override. Webhook and log senders are unpaced.
+    whatsapp_min_spacing: float = field(
+        default=DEFAULT_WHATSAPP_SPACING[0], metadata={"env": "OUTREACH_WHATSAPP_MIN_SPACING"}
+    )
+    whatsapp_max_spacing: float = field(
+        default=DEFAULT_WHATSAPP_SPACING[1], metadata={"env": "OUTREACH_WHATSAPP_MAX_SPACING"}
+    )
+    email_min_spacing: float = field(
+        default=DEFAULT_EMAIL_SPACING[0], metadata={"env": "OUTREACH_EMAIL_MIN_SPACING"}
+    )
+    email_max_spacing: float = field(
+        default=DEFAULT_EMAIL_SPACING[1], metadata={"env": "OUTREACH_EMAIL_MAX_SPACING"}
+    )
+    # Slots a sender hands out per calendar day (unset: no cap).
+    sender_daily_cap: int | None = field(
+        default=None, metadata={"env": "OUTREACH_SENDER_DAILY_CAP"}
+    )
+    # The sending hours of an account that sets none, and of engagement goodbyes.
+    sending_hours: str = field(
+        default=DEFAULT_SENDING_HOURS, metadata={"env": "OUTREACH_SENDING_HOURS"}
+    )
+    # The zone of goodbyes' hours and of every sender's "day" for its daily cap.
+    sending_timezone: str = field(default="UTC", metadata={"env": "OUTREACH_SENDING_TIMEZONE"})
+    waha_463_pause_seconds: int = field(
+        default=DEFAULT_WAHA_463_PAUSE_SECONDS, metadata={"env": "OUTREACH_WAHA_463_PAUSE"}
+    )
     # Outbox rows still queued this long after their last enqueue are enqueued again.
     relay_after_seconds: int = field(default=900, metadata={"env": "OUTREACH_RELAY_AFTER"})
     # A row left in `sending` this long is taken as a send that died mid-way.

@@ -20,6 +20,14 @@ os.environ["DATABASE_URL"] = f"sqlite:///{_SCRATCH}/import.sqlite3"
 os.environ.pop("REDIS_URL", None)
 os.environ.pop("OUTREACH_CLOCK", None)
 os.environ.setdefault("OUTREACH_LOG_LEVEL", "WARNING")
+# Pacing off unless a test turns it on (tests/pacing): the other suites send many messages from
+# one sender within milliseconds, at any hour of their fake clocks. Worker processes started by
+# tests inherit this.
+os.environ.setdefault("OUTREACH_WHATSAPP_MIN_SPACING", "0")
+os.environ.setdefault("OUTREACH_WHATSAPP_MAX_SPACING", "0")
+os.environ.setdefault("OUTREACH_EMAIL_MIN_SPACING", "0")
+os.environ.setdefault("OUTREACH_EMAIL_MAX_SPACING", "0")
+os.environ.setdefault("OUTREACH_SENDING_HOURS", "always")
 
 import dramatiq  # noqa: E402
 import fakeredis  # noqa: E402
@@ -85,6 +93,16 @@ def clock() -> Iterator[FrozenClock]:
     clock_module.set_clock(frozen)
     yield frozen
     clock_module.set_clock(None)
+
+
+@pytest.fixture(autouse=True)
+def fresh_pacing_reads() -> Iterator[None]:
+    """Senders and accounts read by the delivery gate are read again in every test."""
+    from worker import pacing
+
+    pacing.forget()
+    yield
+    pacing.forget()
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from storage.models.outbox import (
     OutboxMessage,
 )
 from storage.settings import Settings, get_settings
-from worker import outbox_sql
+from worker import outbox_sql, pacing
 from worker.channels import (
     CHANNEL_NAMES,
     Channel,
@@ -51,6 +51,7 @@ from worker.consent.unsubscribe import unsubscribe_link
 from worker.logging import get_logger
 from worker.outbox import has_outcome_handlers, notify_outcomes
 from worker.outbox_sql import ClaimOutcome
+from worker.pacing import Deferral
 
 log = get_logger("outreach.delivery")
 
@@ -72,6 +73,7 @@ class Outcome(enum.StrEnum):
     SUPPRESSED = "suppressed"  # the address opted out after the claim: never sent
     ALREADY_DONE = "already_done"
     IN_FLIGHT = "in_flight"  # another worker is sending it right now
+    DEFERRED = "deferred"  # not yet allowed (hours, spacing, a pause): back to `queued`, delayed
 
 
 def _finish(
@@ -303,18 +305,59 @@ def _send_claimed(
     """
     results: list[ClaimOutcome] = []
     unsent: list[OutboxMessage] = []
+    deferred: list[Deferral] = []
     started = time.monotonic()
     for n, row in enumerate(rows):
-        if results and time.monotonic() - started > WINDOW_SECONDS:
+        if (results or deferred) and time.monotonic() - started > WINDOW_SECONDS:
             unsent = rows[n:]
             break
-        result, error = _attempt(row, get_channel(row.channel, settings))
+        # Hours, a pause, the sender's turn: checked just before the send, never slept on.
+        try:
+            deferral = pacing.gate(row, clock.now(), settings)
+        except Exception as exc:
+            # The window's other claims must still be recorded: this row is retried.
+            log.exception("delivery.pacing_failed", outbox_id=row.id)
+            reason = f"the pacing check failed: {type(exc).__name__}: {exc}"
+            results.append(ClaimOutcome(row.id, row.attempts, QUEUED, error=reason))
+            outcomes[row.id] = Outcome.RETRY
+            errors.append(TransientSendError(reason))
+            continue
+        if deferral is None:
+            result, error = _attempt(row, get_channel(row.channel, settings))
+            _send_ended(row, settings)
+            if isinstance(error, TransientSendError):
+                deferral = _paused_by(row, error, settings)
+        if deferral is not None:
+            deferred.append(deferral)
+            outcomes[row.id] = Outcome.DEFERRED
+            continue
         results.append(result)
         outcomes[row.id] = Outcome.RETRY if result.status == QUEUED else Outcome(result.status)
         if error is not None:
             errors.append(error)
-    _record(results, unsent, has_handlers=any(has_outcome_handlers(r.source) for r in rows))
+    has_handlers = any(has_outcome_handlers(r.source) for r in rows)
+    _record(results, unsent, deferred, has_handlers=has_handlers)
     return [row.id for row in unsent]
+
+
+def _send_ended(row: OutboxMessage, settings: Settings) -> None:
+    """The sender's quiet time starts now (a paced one's); a failure here only loses that."""
+    try:
+        pacing.send_ended(row, settings)
+    except Exception:
+        log.exception("delivery.send_end_failed", outbox_id=row.id)
+
+
+def _paused_by(
+    row: OutboxMessage, error: TransientSendError, settings: Settings
+) -> Deferral | None:
+    """The row's deferral when the error is a provider's signal to stop (its sender paused)."""
+    try:
+        return pacing.pause_on_signal(row, error, settings)
+    except Exception:
+        # Not paused: the row is retried as any transient failure is.
+        log.exception("delivery.pause_failed", outbox_id=row.id)
+        return None
 
 
 def _attempt(row: OutboxMessage, channel: Channel) -> tuple[ClaimOutcome, SendError | None]:
@@ -322,7 +365,14 @@ def _attempt(row: OutboxMessage, channel: Channel) -> tuple[ClaimOutcome, SendEr
     the message is to be retried for."""
     media = Media(row.media_url, row.media_mime or "") if row.media_url else None
     unsubscribe = unsubscribe_link(row)
-    outbound = Outbound(row.idempotency_key, row.recipient, row.body, media, unsubscribe)
+    outbound = Outbound(
+        row.idempotency_key,
+        row.recipient,
+        row.body,
+        media,
+        unsubscribe_url=unsubscribe,
+        sender=row.sender,
+    )
     try:
         # The channel's own lines name the row, as those of a one-row message do.
         with bound_contextvars(outbox_id=row.id):
@@ -358,7 +408,11 @@ def _attempt_uncertain(
 
 
 def _record(
-    results: list[ClaimOutcome], unsent: list[OutboxMessage], *, has_handlers: bool
+    results: list[ClaimOutcome],
+    unsent: list[OutboxMessage],
+    deferred: list[Deferral],
+    *,
+    has_handlers: bool,
 ) -> None:
     """Record the window; should that fail (a source's handler, a deadlock), row by row, so one
     row's fault costs that row only (left `sending`, for the relay), not the window's sends.
@@ -367,21 +421,29 @@ def _record(
     error is raised once every row has been tried.
     """
     try:
-        _record_together(results, unsent, has_handlers=has_handlers)
+        _record_together(results, unsent, deferred, has_handlers=has_handlers)
         return
     except Exception as exc:
-        if len(results) + len(unsent) <= 1:
+        if len(results) + len(unsent) + len(deferred) <= 1:
             raise
         log.warning("delivery.record_window_failed", rows=len(results), error=str(exc))
     failures: list[Exception] = []
-    parts: list[tuple[list[ClaimOutcome], list[OutboxMessage]]] = [([r], []) for r in results]
+    parts: list[tuple[list[ClaimOutcome], list[OutboxMessage], list[Deferral]]] = [
+        ([r], [], []) for r in results
+    ]
     if unsent:
-        parts.append(([], unsent))
-    for part_results, part_unsent in parts:
+        parts.append(([], unsent, []))
+    if deferred:
+        parts.append(([], [], deferred))
+    for part_results, part_unsent, part_deferred in parts:
         try:
-            _record_together(part_results, part_unsent, has_handlers=has_handlers)
+            _record_together(part_results, part_unsent, part_deferred, has_handlers=has_handlers)
         except Exception as exc:
-            ids = [r.outbox_id for r in part_results] or [row.id for row in part_unsent]
+            ids = (
+                [r.outbox_id for r in part_results]
+                or [row.id for row in part_unsent]
+                or [d.outbox_id for d in part_deferred]
+            )
             log.error("delivery.record_failed", outbox_ids=ids, error=str(exc))
             failures.append(exc)
     if failures:
@@ -389,20 +451,45 @@ def _record(
 
 
 def _record_together(
-    results: list[ClaimOutcome], unsent: list[OutboxMessage], *, has_handlers: bool
+    results: list[ClaimOutcome],
+    unsent: list[OutboxMessage],
+    deferred: list[Deferral],
+    *,
+    has_handlers: bool,
 ) -> None:
     """The outcomes in one statement; the retries and unsent rows, back to `queued`, in
-    another. With outcome handlers, or both statements, in one transaction."""
+    another; the deferred rows, back to `queued` and due later, in a third. With outcome
+    handlers, or more than one statement, in one transaction. The deferred rows' delayed
+    deliveries are enqueued once that is committed."""
     final = [r for r in results if r.status != QUEUED]
     back = [(r.outbox_id, r.attempt, r.error) for r in results if r.status == QUEUED]
     back += [(row.id, row.attempts, None) for row in unsent]
+    later = [(d.outbox_id, d.attempt, d.until, d.hold) for d in deferred]
     now = clock.now()
-    together = bool(final) and (bool(back) or has_handlers)
+    statements = bool(final) + bool(back) + bool(later)
+    together = statements > 1 or (bool(final) and has_handlers)
     with write_transaction() if together else nullcontext():
         finished = outbox_sql.finish_claimed(final, now, returning=has_handlers)
         if finished:
             notify_outcomes(finished)
         outbox_sql.requeue_claimed(back, now)
+        outbox_sql.defer_claimed(later)
+    if deferred:
+        _enqueue_deferred(deferred)
+
+
+def _enqueue_deferred(deferred: list[Deferral]) -> None:
+    """Committed already: a failed enqueue leaves the rows `queued`, for the relay."""
+    log.info(
+        "delivery.deferred",
+        count=len(deferred),
+        until=min(d.until for d in deferred).isoformat(),
+        reason=deferred[0].reason,
+    )
+    try:
+        pacing.enqueue_deferred(deferred)
+    except Exception as exc:
+        log.error("delivery.enqueue_deferred_failed", count=len(deferred), error=str(exc))
 
 
 def _stale_after(settings: Settings) -> timedelta:

@@ -21,7 +21,9 @@ from storage.models.consent import normalise_address
 from storage.models.outbox import FINAL_STATUSES, QUEUED, SUPPRESSED, OutboxMessage
 from worker import outbox_sql
 from worker.channels import Media, validate_channel
+from worker.hours import check_hours
 from worker.logging import get_logger
+from worker.senders import sender_for
 
 log = get_logger("outreach.outbox")
 
@@ -122,9 +124,15 @@ def _checked(
     media: Media | None,
     source: str,
     account_id: int | None,
+    sending_hours: str | None = None,
+    senders: dict[str, str] | None = None,
 ) -> outbox_sql.NewMessage:
-    """The message as a new row holds it, once checked (InvalidInput otherwise)."""
+    """The message as a new row holds it, once checked (InvalidInput otherwise); `senders`
+    keeps the senders looked up by channel, for a call that checks many."""
     _validate(idempotency_key, channel, recipient, body)
+    known = {} if senders is None else senders
+    if channel not in known:
+        known[channel] = sender_for(channel, account_id)
     return outbox_sql.NewMessage(
         idempotency_key,
         channel,
@@ -135,6 +143,8 @@ def _checked(
         source,
         account_id,
         normalise_address(recipient),
+        known[channel],
+        check_hours(sending_hours),
     )
 
 
@@ -258,7 +268,11 @@ CLAIM_CHUNK = 200
 
 
 def queue_messages(
-    messages: Sequence[Outgoing], source: str = "manual", *, account_id: int | None = None
+    messages: Sequence[Outgoing],
+    source: str = "manual",
+    *,
+    account_id: int | None = None,
+    sending_hours: str | None = None,
 ) -> list[OutboxMessage]:
     """:func:`queue_message` for many messages of one account: one insert, deliveries enqueued
     together.
@@ -266,10 +280,22 @@ def queue_messages(
     The same rules: every message is checked first (nothing is written if one is bad), each key
     is claimed once, a suppressed address is written `suppressed` (its source told at once),
     and the deliveries of the new `queued` claims are enqueued after the commit. Returns the
-    rows this call wrote; keys claimed before are left as they are.
+    rows this call wrote; keys claimed before are left as they are. `sending_hours` overrides
+    the account's for these messages (a campaign's own hours).
     """
+    senders: dict[str, str] = {}
     checked = [
-        _checked(m.idempotency_key, m.channel, m.recipient, m.body, m.media, source, account_id)
+        _checked(
+            m.idempotency_key,
+            m.channel,
+            m.recipient,
+            m.body,
+            m.media,
+            source,
+            account_id,
+            sending_hours,
+            senders,
+        )
         for m in messages
     ]
     if not checked:

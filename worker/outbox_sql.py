@@ -18,7 +18,7 @@ from typing import Any
 
 from peewee import Field
 
-from storage.db import database
+from storage.db import database, is_postgres
 from storage.models.consent import Suppression
 from storage.models.outbox import CONSENT_SOURCE, QUEUED, SENDING, SUPPRESSED, OutboxMessage
 
@@ -39,6 +39,8 @@ INSERTED: tuple[Field, ...] = (
     OutboxMessage.enqueued_at,
     OutboxMessage.account_id,
     OutboxMessage.address,
+    OutboxMessage.sender,
+    OutboxMessage.sending_hours,
 )
 # Where in INSERTED the status is: a claim writes it `suppressed` for a suppressed address.
 _STATUS_AT = [f.name for f in INSERTED].index("status")
@@ -135,6 +137,9 @@ class NewMessage:
     source: str
     account_id: int | None = None
     address: str = ""
+    # Who it goes out from (worker.senders.sender_for) and the campaign's hours, if any.
+    sender: str | None = None
+    sending_hours: str | None = None
 
     @property
     def checked(self) -> bool:
@@ -144,11 +149,14 @@ class NewMessage:
 
     def queued(self, now: datetime) -> tuple[Any, ...]:
         """Values for the fields of INSERTED, in their order: `queued`, no attempt yet."""
-        return (*self._content(), QUEUED, 0, now, now, self.account_id, self.address)
+        return (*self._content(), QUEUED, 0, now, now, *self._routing())
 
     def claimed_here(self, now: datetime) -> tuple[Any, ...]:
         """Values for the fields of CLAIMED_HERE: `sending`, its first attempt, claimed now."""
-        return (*self._content(), SENDING, 1, now, now, self.account_id, self.address, now)
+        return (*self._content(), SENDING, 1, now, now, *self._routing(), now)
+
+    def _routing(self) -> tuple[Any, ...]:
+        return (self.account_id, self.address, self.sender, self.sending_hours)
 
     def _content(self) -> tuple[Any, ...]:
         return (
@@ -418,3 +426,36 @@ def requeue_claimed(claims: Sequence[tuple[int, int, str | None]], now: datetime
         params += [outbox_id, attempt, error]
     params.append(SENDING)
     return int(database.execute_sql(_requeue_sql(_param(), len(claims)), params).rowcount)
+
+
+@lru_cache(maxsize=64)
+def _defer_sql(param: str, rows: int) -> str:
+    # SQLite keeps times as text (a TIMESTAMP cast would make a number of them).
+    stamp = "TIMESTAMP" if is_postgres() else "TEXT"
+    value_row = (
+        f"(CAST({param} AS BIGINT), CAST({param} AS INTEGER), "
+        f"CAST({param} AS {stamp}), CAST({param} AS {stamp}))"
+    )
+    return (
+        f"UPDATE {_TABLE} SET {_column(OutboxMessage.status)} = {param}, "
+        f"{_column(OutboxMessage.enqueued_at)} = v.column3, "
+        f"{_column(OutboxMessage.not_before)} = v.column4 "
+        f"FROM (VALUES {', '.join([value_row] * rows)}) AS v "
+        f"WHERE {_TABLE}.{_column(OutboxMessage.id)} = v.column1 "
+        f"AND {_TABLE}.{_column(OutboxMessage.attempts)} = v.column2 "
+        f"AND {_TABLE}.{_column(OutboxMessage.status)} = {param}"
+    )
+
+
+def defer_claimed(deferrals: Sequence[tuple[int, int, datetime, datetime | None]]) -> int:
+    """Give claims back to `queued`, due again later: (id, attempt, due, held slot or None)
+    each. The row's `enqueued_at` becomes the time its delayed delivery is due, so the relay
+    does not enqueue it again before. Returns how many were still this worker's."""
+    if not deferrals:
+        return 0
+    at = OutboxMessage.enqueued_at.db_value
+    params: list[Any] = [QUEUED]
+    for outbox_id, attempt, due, hold in deferrals:
+        params += [outbox_id, attempt, at(due), None if hold is None else at(hold)]
+    params.append(SENDING)
+    return int(database.execute_sql(_defer_sql(_param(), len(deferrals)), params).rowcount)

@@ -79,6 +79,7 @@ from producers.cli import (  # noqa: E402
     operators,
     outbox,
     scheduler,
+    senders,
     status,
     suppress,
     web,
@@ -99,3 +100,4 @@ accounts.register(main)
 operators.register(main)
 web.register(main)
 api_tokens.register(main)
+senders.register(main)

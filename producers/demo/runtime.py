@@ -43,6 +43,12 @@ def _demo_environment(database_path: Path) -> dict[str, str]:
         # Every send goes to the log channel, whatever channel a message asks for.
         "OUTREACH_FORCE_LOG_CHANNEL": "true",
         "OUTREACH_ENGAGEMENT_CHANNEL": "log",
+        # Pacing off: the in-process worker's delays run on the wall clock, not the demo's.
+        "OUTREACH_SENDING_HOURS": "always",
+        "OUTREACH_WHATSAPP_MIN_SPACING": "0",
+        "OUTREACH_WHATSAPP_MAX_SPACING": "0",
+        "OUTREACH_EMAIL_MIN_SPACING": "0",
+        "OUTREACH_EMAIL_MAX_SPACING": "0",
         "OUTREACH_LOG_LEVEL": "INFO",
     }
 

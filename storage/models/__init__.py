@@ -32,6 +32,7 @@ from storage.models.hunts import (
 )
 from storage.models.outbox import OutboxMessage
 from storage.models.scheduler import ScheduleLastFire
+from storage.models.senders import Sender
 
 ALL_MODELS: list[type[BaseModel]] = [
     OutboxMessage,
@@ -61,6 +62,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     Suppression,
     InboundEvent,
     ApiToken,
+    Sender,
 ]
 
 __all__ = [
@@ -90,6 +92,7 @@ __all__ = [
     "MessageTemplate",
     "OutboxMessage",
     "ScheduleLastFire",
+    "Sender",
     "Suppression",
     "UTCDateTimeField",
     "User",

@@ -23,6 +23,8 @@ class Account(BaseModel):
     name = CharField(max_length=200)
     # The "day" of every daily limit is this zone's calendar day.
     timezone = CharField(max_length=64, default="UTC")
+    # When its messages may go out, in its zone ("mon-sat 09:00-20:00"; None: the default).
+    sending_hours = CharField(max_length=100, null=True)
     created_at = UTCDateTimeField()
 
     @property

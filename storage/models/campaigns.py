@@ -125,6 +125,8 @@ class Campaign(BaseModel):
     recipients_ready_at = UTCDateTimeField(null=True)
     recipients_total = IntegerField(null=True)
     last_error = TextField(null=True)
+    # Overrides the account's sending hours for this campaign's messages (None: the account's).
+    sending_hours = CharField(max_length=100, null=True)
 
     class Meta:
         table_name = "campaign"

@@ -35,7 +35,8 @@ class OutboxMessage(BaseModel):
     last_error = TextField(null=True)
     provider_message_id = CharField(max_length=255, null=True)
     created_at = UTCDateTimeField()
-    # Last time a delivery message was put on the broker for this row (the relay reads it).
+    # When the row's last delivery message was put on the broker, or is due when it was put
+    # there with a delay (a deferred row): the relay re-enqueues a row only well after that.
     enqueued_at = UTCDateTimeField(null=True)
     # When the current send started; a row `sending` for too long died mid-send.
     claimed_at = UTCDateTimeField(null=True)
@@ -48,6 +49,12 @@ class OutboxMessage(BaseModel):
     ack = IntegerField(null=True)
     delivered_at = UTCDateTimeField(null=True)
     read_at = UTCDateTimeField(null=True)
+    # Who it goes out from (storage.models.senders; None: its channel's default sender).
+    sender = CharField(max_length=255, null=True)
+    # The slot the row holds on a paced sender: its delivery is due then, not before.
+    not_before = UTCDateTimeField(null=True)
+    # The campaign's sending hours, when they override the account's ("mon-sat 09:00-20:00").
+    sending_hours = CharField(max_length=100, null=True)
 
     class Meta:
         table_name = "outbox_message"

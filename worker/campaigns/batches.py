@@ -143,6 +143,8 @@ class _Message:
     default_name_value: str
     media: Media | None
     account_id: int | None = None
+    # The campaign's own sending hours (None: its account's).
+    sending_hours: str | None = None
 
 
 def _start_scheduled(campaign: Campaign) -> Campaign:
@@ -167,7 +169,14 @@ def _message_of(campaign: Campaign) -> _Message:
         media = Media(item.location, item.mime_type)
     owner = User.select(User.id, User.account).where(User.id == campaign.owner_id).first()
     account_id = int(owner.account.id) if owner is not None else None
-    return _Message(campaign.channel, template.body, campaign.default_name_value, media, account_id)
+    return _Message(
+        campaign.channel,
+        template.body,
+        campaign.default_name_value,
+        media,
+        account_id,
+        campaign.sending_hours,
+    )
 
 
 def run_batch(campaign_id: int, batch_number: int) -> BatchResult:
@@ -368,7 +377,12 @@ def _queue(
                 message.media,
             )
         )
-    queue_messages(outgoing, source=OUTBOX_SOURCE, account_id=message.account_id)
+    queue_messages(
+        outgoing,
+        source=OUTBOX_SOURCE,
+        account_id=message.account_id,
+        sending_hours=message.sending_hours,
+    )
 
 
 def _fail_now(recipient_id: int, error: str, now: datetime) -> None:

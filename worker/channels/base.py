@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import urlparse
 
 import httpx
 
+from storage import clock
+from storage.clock import as_utc
 from storage.errors import ConfigurationError
 
 
 class SendError(Exception):
-    """A send that did not go through; `status_code` is the HTTP answer when there was one."""
+    """A send that did not go through; `status_code` is the HTTP answer when there was one,
+    `retry_after` the seconds its Retry-After header asked to wait."""
 
-    def __init__(self, detail: str, *, status_code: int | None = None) -> None:
+    def __init__(
+        self, detail: str, *, status_code: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(detail)
         self.status_code = status_code
+        self.retry_after = retry_after
 
 
 class TransientSendError(SendError):
@@ -54,6 +62,8 @@ class Outbound:
     # Where the recipient unsubscribes (an email's List-Unsubscribe); None when they cannot
     # (another channel, or a message sent by hand for no account).
     unsubscribe_url: str | None = None
+    # Who it goes out from (a sender's name, ``whatsapp:<session>``); None: the channel's own.
+    sender: str | None = None
 
 
 class Channel(Protocol):
@@ -81,8 +91,25 @@ def raise_for_http_status(response: httpx.Response, what: str) -> None:
     if status in RETRYABLE_HTTP_STATUSES or (
         status >= 500 and status not in PERMANENT_SERVER_STATUSES
     ):
-        raise TransientSendError(detail, status_code=status)
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        raise TransientSendError(detail, status_code=status, retry_after=retry_after)
     raise PermanentSendError(detail, status_code=status)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header in seconds: a number of seconds, or an HTTP date from now."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        seconds = (as_utc(when) - clock.now()).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def require_http_url(url: str | None, setting: str, channel: str) -> str:

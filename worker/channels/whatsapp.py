@@ -48,12 +48,19 @@ class WhatsAppChannel:
         self.headers = {"X-Api-Key": api_key} if api_key else {}
         self.client = httpx.Client(timeout=timeout)
 
+    def session_of(self, message: Outbound) -> str:
+        """The WAHA session of the message's sender (``whatsapp:<session>``), else the default."""
+        if message.sender and message.sender.startswith(f"{self.name}:"):
+            return message.sender.partition(":")[2] or self.session
+        return self.session
+
     def send(self, message: Outbound) -> str:
         chat = chat_id(message.recipient)
+        session = self.session_of(message)
         if message.media:
             path = "/api/sendImage"
             payload: dict[str, object] = {
-                "session": self.session,
+                "session": session,
                 "chatId": chat,
                 "file": {
                     "url": message.media.url,
@@ -64,7 +71,7 @@ class WhatsAppChannel:
             }
         else:
             path = "/api/sendText"
-            payload = {"session": self.session, "chatId": chat, "text": message.body}
+            payload = {"session": session, "chatId": chat, "text": message.body}
         try:
             response = post_json(self.client, self.url + path, payload, self.headers, "WAHA")
         except PermanentSendError as exc:

@@ -1,0 +1,17 @@
+"""Pacing's own defaults in every pacing test (the other suites run with pacing off)."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage.settings import DEFAULT_EMAIL_SPACING, DEFAULT_SENDING_HOURS, DEFAULT_WHATSAPP_SPACING
+
+
+@pytest.fixture(autouse=True)
+def pacing_defaults(env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    env.setenv("OUTREACH_WHATSAPP_MIN_SPACING", str(DEFAULT_WHATSAPP_SPACING[0]))
+    env.setenv("OUTREACH_WHATSAPP_MAX_SPACING", str(DEFAULT_WHATSAPP_SPACING[1]))
+    env.setenv("OUTREACH_EMAIL_MIN_SPACING", str(DEFAULT_EMAIL_SPACING[0]))
+    env.setenv("OUTREACH_EMAIL_MAX_SPACING", str(DEFAULT_EMAIL_SPACING[1]))
+    env.setenv("OUTREACH_SENDING_HOURS", DEFAULT_SENDING_HOURS)
+    return env

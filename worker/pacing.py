@@ -1,0 +1,223 @@
+"""The gate every claimed row passes just before its send: sending hours, a paused sender, and
+a paced sender's turn. A row that may not go yet is deferred, never held in a thread: it goes
+back to `queued` and its delivery is put on the broker with a delay to the time it may go.
+
+Rules (README "Pacing: senders, spacing, sending hours"):
+- hours: the campaign's override, else the account's, else the sender's, else the default
+  hours for a message of an account or an engagement goodbye; a message of no account sent by
+  hand has none. They are read in the account's zone (OUTREACH_SENDING_TIMEZONE without one).
+- a paused sender's rows wait for the end of the pause; none fails.
+- a paced sender's rows take turns (worker.senders); an unpaced one sends in windows.
+"""
+
+from __future__ import annotations
+
+import time as monotonic
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from storage import clock
+from storage.db import database
+from storage.models.accounts import Account
+from storage.models.outbox import OutboxMessage
+from storage.models.senders import Sender
+from storage.settings import Settings, get_settings
+from worker.channels.base import SendError
+from worker.hours import ALWAYS, SendingHours, parse_hours
+from worker.logging import get_logger
+from worker.senders import (
+    Pacing,
+    default_sender,
+    get_sender,
+    pacing_of,
+    pause,
+    take_turn,
+)
+from worker.senders import send_ended as senders_send_ended
+
+log = get_logger("outreach.pacing")
+
+# Accounts' hours and senders' settings are read again after this long (an operator's change,
+# another worker's pause of an unpaced sender, is seen within it).
+CACHE_SECONDS = 2.0
+# Sources whose messages follow the default hours even without an account.
+HOURS_WITHOUT_ACCOUNT = frozenset({"engagement"})
+# Embedded mode (the in-process broker, whose delays run on the wall clock while its caller
+# waits): a deferral longer than this is left to the relay, which enqueues the row once due.
+EMBEDDED_MAX_DELAY_MS = 120_000
+# Why a row waits, as its deferral records it.
+OUTSIDE_HOURS = "outside sending hours"
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """A claimed row put back: due again at `until`, holding the slot `hold` (or none)."""
+
+    outbox_id: int
+    attempt: int
+    until: datetime
+    hold: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class _SenderView:
+    pacing: Pacing
+    paused_until: datetime | None
+    sending_hours: str | None
+
+
+_cache: dict[tuple[int, str, object], tuple[float, Any]] = {}
+
+
+def forget(name: str | None = None) -> None:
+    """Drop what was read (one sender's view, or everything)."""
+    if name is None:
+        _cache.clear()
+        return
+    for key in [k for k in _cache if k[1] == "sender" and k[2] == name]:
+        _cache.pop(key, None)
+
+
+def _cached(kind: str, key: object, read: Any) -> Any:
+    full = (id(database.obj), kind, key)
+    found = _cache.get(full)
+    now = monotonic.monotonic()
+    if found is not None and now - found[0] < CACHE_SECONDS:
+        return found[1]
+    value = read()
+    _cache[full] = (now, value)
+    return value
+
+
+def sender_name(row: OutboxMessage, settings: Settings) -> str:
+    return str(row.sender) if row.sender else default_sender(row.channel, settings)
+
+
+def sender_view(name: str, channel: str, settings: Settings) -> _SenderView:
+    """The sender's settings and pause as the gate reads them (again after CACHE_SECONDS)."""
+
+    def read() -> _SenderView:
+        sender: Sender = get_sender(name, channel)
+        paused = clock.as_utc(sender.paused_until) if sender.paused_until else None
+        return _SenderView(pacing_of(sender, settings), paused, sender.sending_hours)
+
+    view: _SenderView = _cached("sender", name, read)
+    return view
+
+
+def _account(account_id: int) -> tuple[str, str | None] | None:
+    def read() -> tuple[str, str | None] | None:
+        found = (
+            Account.select(Account.timezone, Account.sending_hours)
+            .where(Account.id == account_id)
+            .tuples()
+            .first()
+        )
+        return None if found is None else (str(found[0]), found[1])
+
+    account: tuple[str, str | None] | None = _cached("account", account_id, read)
+    return account
+
+
+def hours_for(
+    row: OutboxMessage, sender_hours: str | None, settings: Settings
+) -> tuple[SendingHours, ZoneInfo]:
+    """The row's sending hours and the zone they are read in."""
+    account = _account(int(row.account_id)) if row.account_id else None
+    zone = ZoneInfo(account[0] if account else settings.sending_timezone)
+    spec = row.sending_hours or (account[1] if account else None) or sender_hours
+    if spec is None:
+        in_hours = account is not None or row.source in HOURS_WITHOUT_ACCOUNT
+        spec = settings.sending_hours if in_hours else ALWAYS
+    return _parsed(spec), zone
+
+
+def _parsed(spec: str) -> SendingHours:
+    hours: SendingHours = _cached("hours", spec, lambda: parse_hours(spec))
+    return hours
+
+
+def gate(row: OutboxMessage, now: datetime, settings: Settings | None = None) -> Deferral | None:
+    """None when the claimed row may go out now; else when it may."""
+    settings = settings or get_settings()
+    name = sender_name(row, settings)
+    view = sender_view(name, row.channel, settings)
+    hours, zone = hours_for(row, view.sending_hours, settings)
+    if not hours.always:
+        opening = hours.next_opening(now, zone)
+        if opening > now:
+            return Deferral(row.id, row.attempts, opening, None, OUTSIDE_HOURS)
+    if not view.pacing.paced:
+        if view.paused_until is not None and view.paused_until > now:
+            return Deferral(row.id, row.attempts, view.paused_until, None, "sender paused")
+        return None
+    held = clock.as_utc(row.not_before) if row.not_before else None
+    turn = take_turn(name, row.channel, held, now)
+    if turn.go:
+        return None
+    assert turn.until is not None
+    return Deferral(row.id, row.attempts, turn.until, turn.hold, turn.reason)
+
+
+def send_ended(row: OutboxMessage, settings: Settings | None = None) -> None:
+    """After a send on a paced sender: its quiet time counts from the end of this send."""
+    settings = settings or get_settings()
+    name = sender_name(row, settings)
+    if sender_view(name, row.channel, settings).pacing.paced:
+        senders_send_ended(name, clock.now())
+
+
+def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:
+    """The deferred rows' deliveries, each delayed to its time (rows due together, one
+    message). Their rows say when they are due (`enqueued_at`), so the relay leaves them be
+    until well after that, and a lost message is enqueued again by the relay."""
+    from worker.actors.delivery import deliver_outbox_messages
+    from worker.broker import is_embedded
+    from worker.outbox import DELIVERY_GROUP
+
+    by_time: dict[datetime, list[int]] = {}
+    for deferral in deferrals:
+        by_time.setdefault(deferral.until, []).append(deferral.outbox_id)
+    now = clock.now()
+    embedded = is_embedded()
+    for until, ids in sorted(by_time.items()):
+        delay = max(0, int((until - now).total_seconds() * 1000))
+        if embedded and delay > EMBEDDED_MAX_DELAY_MS:
+            log.info("pacing.left_to_relay", count=len(ids), until=until.isoformat())
+            continue
+        for first in range(0, len(ids), DELIVERY_GROUP):
+            deliver_outbox_messages.send_with_options(
+                args=(ids[first : first + DELIVERY_GROUP],), delay=delay or None
+            )
+
+
+# WAHA's answer for "stop contacting new people for a while".
+WAHA_SLOW_DOWN = 463
+# A rate limit; it pauses the sender only when it says for how long (Retry-After).
+TOO_MANY_REQUESTS = 429
+
+
+def pause_on_signal(
+    row: OutboxMessage, error: SendError, settings: Settings | None = None
+) -> Deferral | None:
+    """A provider's signal to stop (WAHA 463, HTTP 429 with Retry-After) pauses the row's
+    sender and defers the row to the end of the pause; None for any other error."""
+    settings = settings or get_settings()
+    if error.status_code == WAHA_SLOW_DOWN and row.channel == "whatsapp":
+        seconds = float(settings.waha_463_pause_seconds)
+    elif error.status_code == TOO_MANY_REQUESTS and error.retry_after is not None:
+        seconds = error.retry_after
+    else:
+        return None
+    now = clock.now()
+    until = now + timedelta(seconds=seconds)
+    name = sender_name(row, settings)
+    reason = f"HTTP {error.status_code} at {now.isoformat()}: {error}"[:500]
+    pause(name, until, reason)
+    forget(name)
+    log.warning("sender.paused", sender=name, until=until.isoformat(), outbox_id=row.id)
+    return Deferral(row.id, row.attempts, until, None, f"sender paused: HTTP {error.status_code}")

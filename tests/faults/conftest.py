@@ -1,7 +1,7 @@
 """Fixtures of the fault suite: each test gets its own database, Redis key prefix, receivers,
 file clock and processes, and everything it started is stopped by pid when it ends.
 
-Every scenario feeds :data:`tests.faults.harness.FIGURES`; the table is printed at the end of the
+Every scenario feeds :data:`tests.faults.figures.FIGURES`; the table is printed at the end of the
 session, whatever the verbosity.
 """
 
@@ -18,17 +18,10 @@ from storage.clock import FileClock
 from storage.db import close_all, database, init_database
 from storage.migrate import migrate
 from tests.conftest import REDIS_TEST_URL, T0, _admin_execute, _pg_url, redis_client
-from tests.faults.harness import (
-    FIGURES,
-    FaultDatabase,
-    FiguresReport,
-    MailReceiver,
-    PrivateRedis,
-    Processes,
-    TcpProxy,
-    WebhookReceiver,
-    new_database_name,
-)
+from tests.faults.figures import FIGURES, FiguresReport
+from tests.faults.procfile import Processes
+from tests.faults.receivers import MailReceiver, WebhookReceiver
+from tests.faults.services import FaultDatabase, PrivateRedis, TcpProxy, new_database_name
 from tests.processes import service_env
 from worker.broker import add_project_middleware, use_broker
 

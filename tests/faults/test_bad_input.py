@@ -41,7 +41,9 @@ from storage.models import (
 )
 from storage.settings import get_settings
 from tests.conftest import T0, _admin_execute, _pg_url
-from tests.faults.harness import Figures, new_database_name, run_cli
+from tests.faults.figures import Figures
+from tests.faults.procfile import run_cli
+from tests.faults.services import new_database_name
 
 pytestmark = [pytest.mark.postgres]
 
@@ -676,7 +678,7 @@ def refusals() -> Iterator[list[str]]:
     """Every refusal checked in this module, counted in the session's figures."""
     checked: list[str] = []
     yield checked
-    from tests.faults.harness import FIGURES
+    from tests.faults.figures import FIGURES
 
     FIGURES.record(
         Figures(

@@ -21,13 +21,9 @@ from storage import clock
 from storage.db import database
 from storage.models import Account, HuntRun, OutboxMessage, User
 from tests.conftest import redis_client
-from tests.faults.harness import (
-    Figures,
-    broker_idle,
-    dead_letters,
-    run_cli,
-    wait_for_worker,
-)
+from tests.faults.checks import broker_idle, dead_letters
+from tests.faults.figures import Figures
+from tests.faults.procfile import run_cli, wait_for_worker
 from tests.processes import wait_until
 from worker.actors.campaigns import run_campaign_batch
 from worker.actors.delivery import deliver_outbox_message

@@ -20,7 +20,9 @@ from storage.db import database
 from storage.models import Campaign
 from storage.models.engagement import GOODBYE_SENT
 from tests.conftest import T0, redis_client
-from tests.faults.harness import Figures, dead_letters, run_cli, wait_for, wait_for_log
+from tests.faults.checks import dead_letters, wait_for
+from tests.faults.figures import Figures
+from tests.faults.procfile import run_cli, wait_for_log
 from tests.faults.workload import (
     audit,
     deliveries,

@@ -21,14 +21,9 @@ from storage import clock
 from storage.db import database
 from storage.models import Account, Campaign, Contact, ContactList, OutboxMessage, User
 from tests.conftest import T0, redis_client
-from tests.faults.harness import (
-    Figures,
-    Proc,
-    broker_idle,
-    dead_letters,
-    run_cli,
-    wait_for_worker,
-)
+from tests.faults.checks import broker_idle, dead_letters
+from tests.faults.figures import Figures
+from tests.faults.procfile import Proc, run_cli, wait_for_worker
 from tests.processes import wait_until
 from worker.campaigns.create import CampaignSpec, create_campaign
 

@@ -19,7 +19,9 @@ from storage.db import database
 from storage.models import CampaignBatch, EngagementRun
 from storage.models.engagement import GOODBYE_SENT
 from tests.conftest import T0, redis_client
-from tests.faults.harness import BIN, ROOT, Figures, Proc, dead_letters, wait_for, wait_for_log
+from tests.faults.checks import dead_letters, wait_for
+from tests.faults.figures import Figures
+from tests.faults.procfile import Proc, wait_for_log
 from tests.faults.workload import (
     audit,
     engagement_states,
@@ -30,6 +32,7 @@ from tests.faults.workload import (
     recipient_statuses,
     settled,
 )
+from tests.processes import BIN, ROOT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.process]
 

@@ -18,7 +18,9 @@ from storage.db import database
 from storage.models import Campaign, CampaignBatch
 from storage.models.engagement import GOODBYE_SENT
 from tests.conftest import T0, redis_client
-from tests.faults.harness import Figures, broker_idle, dead_letters, run_cli, wait_for_log
+from tests.faults.checks import broker_idle, dead_letters
+from tests.faults.figures import Figures
+from tests.faults.procfile import run_cli, wait_for_log
 from tests.faults.workload import (
     audit,
     engagement_states,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,12 +27,18 @@ from storage.models import (
     UserProfile,
 )
 from storage.models.engagement import ACTIVE
-from tests.faults.harness import MailReceiver, WebhookReceiver, broker_backlog, iter_chunks
+from tests.faults.checks import broker_backlog
+from tests.faults.receivers import MailReceiver, WebhookReceiver
 from tests.processes import wait_until
 from worker.campaigns.create import CampaignSpec, create_campaign
 
 RELAY_JOB = "producers.scheduler.jobs.outbox_relay"
 CAMPAIGNS_JOB = "producers.campaigns.tick"
+
+
+def iter_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def schedules_file(path: Path, *entries: dict[str, Any]) -> Path:

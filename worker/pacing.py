@@ -12,19 +12,17 @@ Rules (README "Pacing: senders, spacing, sending hours"):
 
 from __future__ import annotations
 
-import time as monotonic
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from storage import clock
-from storage.db import database
 from storage.models.accounts import Account
 from storage.models.outbox import OutboxMessage
 from storage.models.senders import Sender
 from storage.settings import Settings, get_settings
+from worker import read_cache
 from worker.channels.base import SendError
 from worker.hours import ALWAYS, SendingHours, parse_hours
 from worker.logging import get_logger
@@ -40,9 +38,6 @@ from worker.senders import send_ended as senders_send_ended
 
 log = get_logger("outreach.pacing")
 
-# Accounts' hours and senders' settings are read again after this long (an operator's change,
-# another worker's pause of an unpaced sender, is seen within it).
-CACHE_SECONDS = 2.0
 # Sources whose messages follow the default hours even without an account.
 HOURS_WITHOUT_ACCOUNT = frozenset({"engagement"})
 # Embedded mode (the in-process broker, whose delays run on the wall clock while its caller
@@ -70,27 +65,12 @@ class _SenderView:
     sending_hours: str | None
 
 
-_cache: dict[tuple[int, str, object], tuple[float, Any]] = {}
-
-
 def forget(name: str | None = None) -> None:
     """Drop what was read (one sender's view, or everything)."""
     if name is None:
-        _cache.clear()
-        return
-    for key in [k for k in _cache if k[1] == "sender" and k[2] == name]:
-        _cache.pop(key, None)
-
-
-def _cached(kind: str, key: object, read: Any) -> Any:
-    full = (id(database.obj), kind, key)
-    found = _cache.get(full)
-    now = monotonic.monotonic()
-    if found is not None and now - found[0] < CACHE_SECONDS:
-        return found[1]
-    value = read()
-    _cache[full] = (now, value)
-    return value
+        read_cache.forget()
+    else:
+        read_cache.forget("sender", name)
 
 
 def sender_name(row: OutboxMessage, settings: Settings) -> str:
@@ -98,14 +78,14 @@ def sender_name(row: OutboxMessage, settings: Settings) -> str:
 
 
 def sender_view(name: str, channel: str, settings: Settings) -> _SenderView:
-    """The sender's settings and pause as the gate reads them (again after CACHE_SECONDS)."""
+    """The sender's settings and pause as the gate reads them (cached: worker.read_cache)."""
 
     def read() -> _SenderView:
         sender: Sender = get_sender(name, channel)
         paused = clock.as_utc(sender.paused_until) if sender.paused_until else None
         return _SenderView(pacing_of(sender, settings), paused, sender.sending_hours)
 
-    view: _SenderView = _cached("sender", name, read)
+    view: _SenderView = read_cache.cached("sender", name, read)
     return view
 
 
@@ -119,7 +99,7 @@ def _account(account_id: int) -> tuple[str, str | None] | None:
         )
         return None if found is None else (str(found[0]), found[1])
 
-    account: tuple[str, str | None] | None = _cached("account", account_id, read)
+    account: tuple[str, str | None] | None = read_cache.cached("account", account_id, read)
     return account
 
 
@@ -137,7 +117,7 @@ def hours_for(
 
 
 def _parsed(spec: str) -> SendingHours:
-    hours: SendingHours = _cached("hours", spec, lambda: parse_hours(spec))
+    hours: SendingHours = read_cache.cached("hours", spec, lambda: parse_hours(spec))
     return hours
 
 

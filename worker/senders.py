@@ -24,6 +24,7 @@ from storage.db import write_transaction
 from storage.errors import InvalidInput, NotFound
 from storage.models.senders import Sender
 from storage.settings import Settings, get_settings
+from worker import read_cache
 
 # Conditional updates tried before a turn gives up and waits a moment (many workers at once).
 MAX_TURN_TRIES = 20
@@ -87,14 +88,20 @@ def default_sender(channel: str, settings: Settings | None = None) -> str:
 def sender_for(channel: str, account_id: int | None) -> str:
     """The sender of a new message: the account's own on that channel, else the default."""
     if account_id:
-        row = (
-            Sender.select(Sender.name)
-            .where((Sender.account_id == account_id) & (Sender.channel == channel))
-            .order_by(Sender.id)
-            .first()
-        )
-        if row is not None:
-            return str(row.name)
+
+        def read() -> str | None:
+            row = (
+                Sender.select(Sender.name)
+                .where((Sender.account_id == account_id) & (Sender.channel == channel))
+                .order_by(Sender.id)
+                .first()
+            )
+            return None if row is None else str(row.name)
+
+        # Read once in a while (worker.read_cache), not once per message of a batch.
+        name = read_cache.cached("account_sender", (account_id, channel), read)
+        if name is not None:
+            return name
     return default_sender(channel)
 
 
@@ -298,5 +305,7 @@ def configure_sender(
     if values:
         with write_transaction():
             Sender.update(**values, version=Sender.version + 1).where(Sender.id == row.id).execute()
+        # This process's own next message sees the change at once; the others within seconds.
+        read_cache.forget()
     found: Sender = Sender.get_by_id(row.id)
     return found

@@ -21,6 +21,7 @@ from storage.models import (
     EngagementState,
     EngagementTransition,
     OutboxMessage,
+    User,
 )
 from storage.models.engagement import ACTIVE, DORMANT, GOODBYE_SENT, REMIND_LATER, SUCCEEDED
 from storage.settings import get_settings
@@ -29,7 +30,7 @@ from worker import pacing
 from worker.engagement import process, runs
 from worker.engagement.process import process_user
 from worker.engagement.state_machine import GOODBYE_TIMEOUT, StateChanged, transition_state
-from worker.senders import default_sender
+from worker.senders import default_sender, sender_for
 
 
 @pytest.fixture
@@ -98,6 +99,10 @@ def test_a_goodbye_is_a_read_one_statement_then_its_delivery(
     settings = get_settings()
     channel = settings.engagement_channel
     pacing.sender_view(default_sender(channel, settings), channel, settings)
+    # And the user's account and its sender on the channel (none of its own: the default).
+    account_id = User.get_by_id(user_id).account_id
+    sender_for(channel, account_id)
+    pacing.hours_for(OutboxMessage(account_id=account_id, source="engagement"), None, settings)
     statements.clear()
     assert process_user(run_id, user_id, "inactivity_14d") == SUCCEEDED
     if is_postgres():

@@ -226,8 +226,10 @@ def bare_actor_around(
     two, so a ratio is not skewed by the load changing between the floor and the real run.
     """
     before = bare_actor_rate(env, messages)
+    print(f"bench: bare actor before: {json.dumps(before)}", file=sys.stderr, flush=True)
     result = measure()
     after = bare_actor_rate(env, messages)
+    print(f"bench: bare actor after: {json.dumps(after)}", file=sys.stderr, flush=True)
     floor = {
         "before": before,
         "after": after,

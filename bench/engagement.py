@@ -9,7 +9,7 @@ Prints one JSON object:
   own time, users enqueued per second (target >= 20,000) and peak memory, in an interpreter of
   its own started before the clock;
 - `bare_actor`: the do-nothing actor through the same broker and worker settings, same run,
-  just before and just after the run (the ratio uses the mean of the two); at most 100,000
+  just before and just after the run (the ratio uses the mean of the two); at most 50,000
   messages each unless `--bare` says otherwise;
 - `throughput_ratio`: users per second / bare messages per second (target >= 0.4);
 - `sweep_memory`: the sweep on its own for each `--memory` size, and how far above the smallest
@@ -58,7 +58,9 @@ RATE_TARGET = 0.4
 MEMORY_REFERENCE_USERS = 10_000
 # The bare actor's rate hardly depends on its size past this: a million-user run measures the
 # floor with this many messages (before and after), not a million each.
-BARE_MESSAGES_MAX = 100_000
+BARE_MESSAGES_MAX = 50_000
+# Seconds between two progress lines of a run.
+PROGRESS_EVERY = 30
 # A run not finished after this long has failed.
 RUN_TIMEOUT = 3600
 # The queues of the run's messages: one per user and check, the run's watch, the goodbyes.
@@ -159,9 +161,9 @@ sys.stdin.readline()
 before = status_mb("VmRSS")
 with open("/proc/self/clear_refs", "w") as refs:
     refs.write("5")  # reset VmHWM to the current size
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 started = run_daily(datetime.fromisoformat(sys.argv[1]))
-seconds = time.perf_counter() - start
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
 peak = status_mb("VmHWM")
 print(json.dumps({
     "run_id": started["run_id"],
@@ -170,6 +172,7 @@ print(json.dumps({
     "peak_rss_mb": round(peak, 1),
     "sweep_growth_mb": round(peak - before, 1),
     "sweep_seconds": round(seconds, 3),
+    "sweep_cpu_seconds": round(cpu, 3),
 }), flush=True)
 """
 
@@ -203,6 +206,11 @@ class _Sweep:
         return figures
 
 
+def progress(line: str) -> None:
+    """A line on standard error while a long bench runs (the figures come at the end)."""
+    print(f"bench.engagement: {line}", file=sys.stderr, flush=True)
+
+
 def measure_run(env: dict[str, str], n: int) -> dict[str, Any]:
     from storage.settings import get_settings
 
@@ -210,6 +218,7 @@ def measure_run(env: dict[str, str], n: int) -> dict[str, Any]:
     start = time.perf_counter()
     expected = seed(n)
     seed_seconds = time.perf_counter() - start
+    progress(f"seeded {n:,} users in {seed_seconds:.1f} s")
 
     importlib.import_module("worker.actors")  # the Redis broker of this environment
     from storage.db import database
@@ -235,7 +244,22 @@ def measure_run(env: dict[str, str], n: int) -> dict[str, Any]:
     start = time.perf_counter()
     with common.worker(env):
         swept = sweep.run()
-        wait_for(lambda: done(swept["run_id"]), timeout=RUN_TIMEOUT, interval=0.1)
+        progress(f"sweep: {json.dumps(swept)}")
+        last_said = [time.perf_counter()]
+
+        def finished() -> bool:
+            # A long run says how far it has gone (from Redis alone: cheap to ask).
+            now = time.perf_counter()
+            if now - last_said[0] >= PROGRESS_EVERY:
+                left = sum(broker.do_qsize(queue) for queue in RUN_QUEUES)
+                progress(
+                    f"run: {now - start:.0f} s, {left:,} messages left of "
+                    f"{swept['enqueued']:,}, {(swept['enqueued'] - left) / (now - start):.1f}/s"
+                )
+                last_said[0] = now
+            return done(swept["run_id"])
+
+        wait_for(finished, timeout=RUN_TIMEOUT, interval=0.1)
         elapsed = time.perf_counter() - start
     with database.connection_context():
         result = job_result(swept["run_id"])
@@ -250,6 +274,8 @@ def measure_run(env: dict[str, str], n: int) -> dict[str, Any]:
         "sweep": {
             **{k: v for k, v in swept.items() if k != "run_id"},
             "users_per_second": round(n / swept["sweep_seconds"], 1),
+            # The sweep's own CPU a user: what its rate would be with a core to itself.
+            "cpu_us_per_user": round(swept["sweep_cpu_seconds"] / n * 1e6, 1),
         },
         "enqueued": result["enqueued"],
         "succeeded": result["succeeded"],
@@ -329,6 +355,7 @@ def summary(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
         f"engagement: daily run, {users}": figure(
             figures["throughput_ratio"], "x bare actor", RATE_TARGET, bare_actor=bare
         ),
+        "engagement: sweep CPU a user": figure(run["sweep"]["cpu_us_per_user"], "µs"),
         "engagement: daily run time": figure(run["seconds"], "s"),
         "engagement: worker CPU a user": figure(run["worker_cpu_ms_per_user"], "ms"),
         "engagement: worker process peak memory (largest)": figure(

@@ -273,7 +273,8 @@ def measure_run(env: dict[str, str], n: int) -> dict[str, Any]:
         "worker_peak_rss_mb": common.last_worker_peak_rss_mb(),
         "sweep": {
             **{k: v for k, v in swept.items() if k != "run_id"},
-            "users_per_second": round(n / swept["sweep_seconds"], 1),
+            # Users enqueued (the opted-out are recorded, not enqueued) a second of the sweep.
+            "users_per_second": round(swept["enqueued"] / swept["sweep_seconds"], 1),
             # The sweep's own CPU a user: what its rate would be with a core to itself.
             "cpu_us_per_user": round(swept["sweep_cpu_seconds"] / n * 1e6, 1),
         },

@@ -79,11 +79,9 @@ _BOUND_USER = -918273645
 
 def _enqueue(run_id: int, user_ids: list[int], check: Check) -> None:
     from worker.actors.engagement import process_engagement_user
-    from worker.enqueue import enqueue_many
+    from worker.enqueue import enqueue_calls
 
-    enqueue_many(
-        process_engagement_user.message(run_id, user_id, check.name) for user_id in user_ids
-    )
+    enqueue_calls(process_engagement_user, ((run_id, user_id, check.name) for user_id in user_ids))
 
 
 def run_daily(fire_time: datetime) -> dict[str, Any]:

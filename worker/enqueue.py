@@ -53,6 +53,51 @@ def enqueue_many(
     return count
 
 
+def enqueue_calls(
+    actor: dramatiq.Actor[..., Any],
+    calls: Iterable[tuple[Any, ...]],
+    broker: dramatiq.Broker | None = None,
+) -> int:
+    """``enqueue_many(actor.message(*args) for args in calls)``, without making the messages.
+
+    On Redis with no enqueue hook, each body is written straight from its arguments, with the
+    same fields and values as the message's (its message id a fresh UUID, its timestamp now):
+    building a Message, only to turn it into a dictionary and JSON, was a third of a sweep's
+    CPU. Anywhere else the messages are made and go through :func:`enqueue_many`.
+    """
+    broker = broker or dramatiq.get_broker()
+    if (
+        not isinstance(broker, RedisBroker)
+        or _hooks(broker, "before_enqueue")
+        or _hooks(broker, "after_enqueue")
+    ):
+        return enqueue_many((actor.message(*args) for args in calls), broker)
+    encoder = dramatiq.get_encoder()
+    queue, name = actor.queue_name, actor.actor_name
+    count = 0
+    iterator = iter(calls)
+    while chunk := list(islice(iterator, PIPELINE_CHUNK)):
+        ids = _redis_ids(2 * len(chunk))
+        now = current_millis()
+        bodies: dict[FieldT, EncodableT] = {}
+        for number, args in enumerate(chunk):
+            redis_id = ids[2 * number]
+            bodies[redis_id] = encoder.encode(
+                {
+                    "queue_name": queue,
+                    "actor_name": name,
+                    "args": tuple(args),
+                    "kwargs": {},
+                    "options": {"redis_message_id": redis_id},
+                    "message_id": ids[2 * number + 1],
+                    "message_timestamp": now,
+                }
+            )
+        _write(broker, {queue: bodies})
+        count += len(chunk)
+    return count
+
+
 def _hooks(broker: dramatiq.Broker, signal: str) -> list[Middleware]:
     """The broker's middleware that do something on `signal` (most do nothing on enqueue)."""
     base = getattr(Middleware, signal)
@@ -81,12 +126,10 @@ _FIELDS = tuple(field.name for field in dataclasses.fields(dramatiq.Message))
 
 
 def _enqueue_chunk(broker: RedisBroker, chunk: list[dramatiq.Message]) -> None:
-    namespace = broker.namespace
     before = _hooks(broker, "before_enqueue")
     after = _hooks(broker, "after_enqueue")
     encoder = dramatiq.get_encoder()
     bodies: dict[str, dict[FieldT, EncodableT]] = {}
-    ids: dict[str, list[str]] = {}
     prepared = []
     # As RedisBroker.enqueue: each enqueue gets an id of its own in Redis (a retried message
     # keeps its message id), carried in the body the consumer acks it by.
@@ -103,20 +146,23 @@ def _enqueue_chunk(broker: RedisBroker, chunk: list[dramatiq.Message]) -> None:
             data = {name: getattr(original, name) for name in _FIELDS}
             data["options"] = {**original.options, "redis_message_id": redis_id}
             body = encoder.encode(data)
-        if queue not in ids:
-            bodies[queue] = {}
-            ids[queue] = []
-        bodies[queue][redis_id] = body
-        ids[queue].append(redis_id)
-    pipeline = broker.client.pipeline(transaction=True)
-    pipeline.zadd(f"{namespace}:__heartbeats__", {broker.broker_id: current_millis()})
-    for queue, queue_ids in ids.items():
-        pipeline.hset(f"{namespace}:{queue}.msgs", mapping=bodies[queue])
-        pipeline.rpush(f"{namespace}:{queue}", *queue_ids)
-    pipeline.execute()
+        bodies.setdefault(queue, {})[redis_id] = body
+    _write(broker, bodies)
     for message in prepared:
         for middleware in reversed(after):
             _emit(broker, middleware, "after_enqueue", message)
+
+
+def _write(broker: RedisBroker, bodies: dict[str, dict[FieldT, EncodableT]]) -> None:
+    """One transaction: the producer's heartbeat, then per queue its bodies and its ids in the
+    order given (a dict keeps its insertion order)."""
+    namespace = broker.namespace
+    pipeline = broker.client.pipeline(transaction=True)
+    pipeline.zadd(f"{namespace}:__heartbeats__", {broker.broker_id: current_millis()})
+    for queue, queue_bodies in bodies.items():
+        pipeline.hset(f"{namespace}:{queue}.msgs", mapping=queue_bodies)
+        pipeline.rpush(f"{namespace}:{queue}", *queue_bodies)
+    pipeline.execute()
 
 
 def _emit(broker: dramatiq.Broker, middleware: Middleware, signal: str, message: Any) -> None:

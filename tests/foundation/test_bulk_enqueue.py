@@ -12,7 +12,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware
 
 from worker import enqueue
-from worker.enqueue import enqueue_many
+from worker.enqueue import enqueue_calls, enqueue_many
 
 
 @pytest.fixture(params=["fakeredis", "redis"])
@@ -135,3 +135,49 @@ def test_enqueue_hooks_see_each_message_with_its_redis_id(fakeredis_broker):
     ids = [i.decode() for i in fakeredis_broker.client.lrange("outreach-test:bulk_e", 0, -1)]
     assert seen.before == ids and seen.after == ids
     assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+
+
+def test_calls_enqueued_in_bulk_are_consumed_exactly_once(any_redis_broker, monkeypatch):
+    # Given an actor, and chunks small enough that the run takes several
+    broker = any_redis_broker
+    monkeypatch.setattr(enqueue, "PIPELINE_CHUNK", 400)
+    seen: Counter[tuple[int, str]] = Counter()
+    lock = threading.Lock()
+
+    @dramatiq.actor(actor_name=_name(), queue_name="bulk_f", max_retries=0)
+    def called(i: int, word: str) -> None:
+        with lock:
+            seen[i, word] += 1
+
+    # When 1,500 calls are enqueued in bulk from their arguments
+    count = enqueue_calls(called, ((i, f"w{i}") for i in range(1500)))
+    # And a real worker drains the queue
+    _consume(broker, ("bulk_f",))
+    # Then every call ran once, and nothing is left behind
+    assert count == 1500
+    assert seen == Counter({(i, f"w{i}"): 1 for i in range(1500)})
+    assert broker.client.hlen(f"{broker.namespace}:bulk_f.msgs") == 0
+    assert not list(broker.client.scan_iter(match=f"{broker.namespace}:__acks__.*.bulk_f"))
+
+
+def test_a_call_enqueued_in_bulk_is_the_message_the_actor_would_make(any_redis_broker):
+    # Given an actor
+    broker = any_redis_broker
+
+    @dramatiq.actor(actor_name=_name(), queue_name="bulk_g", max_retries=0)
+    def called(run_id: int, user_id: int, check: str) -> None:
+        return None
+
+    # When one call is enqueued from its arguments
+    enqueue_calls(called, [(1, 2, "inactivity_14d")])
+    [redis_id] = broker.client.lrange(f"{broker.namespace}:bulk_g", 0, -1)
+    body = broker.client.hget(f"{broker.namespace}:bulk_g.msgs", redis_id)
+    stored = dramatiq.Message.decode(body)
+    # Then it is the actor's own message, with a Redis id of its own, as broker.enqueue writes it
+    made = broker.enqueue(called.message(1, 2, "inactivity_14d"))
+    assert stored.options == {"redis_message_id": redis_id.decode()}
+    assert set(stored.asdict()) == set(made.asdict())
+    for field in ("queue_name", "actor_name", "args", "kwargs"):
+        assert getattr(stored, field) == getattr(made, field)
+    assert uuid.UUID(stored.message_id).version == 4 and stored.message_id != redis_id.decode()
+    assert abs(stored.message_timestamp - made.message_timestamp) < 60_000

@@ -24,11 +24,13 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import timedelta
+from typing import Any
 
 from bench.common import (
     bare_actor_around,
     bench_environment,
     cpu_ms_per_message,
+    figure,
     load_average,
     peak_rss_mb,
     report,
@@ -346,6 +348,41 @@ def main() -> None:
             figures["materialisation"] = materialisation(env, args.small, args.big)
     figures["bench_process_peak_rss_mb"] = round(peak_rss_mb(), 1)
     report(figures)
+
+
+def summary(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The figures asked of this bench, with their targets."""
+    out: dict[str, dict[str, Any]] = {}
+    bare = figures.get("bare_actor", {}).get("messages_per_second")
+    if "campaigns" in figures:
+        run = figures["campaigns"]
+        name = (
+            f"campaigns: {run['campaigns']:,} x {run['contacts_each']} contacts, "
+            f"limit {run['daily_send_limit']}"
+        )
+        out[name] = figure(figures["ratio_to_bare"], "x bare actor", RATE_TARGET, bare_actor=bare)
+        out["campaigns: worker CPU a delivery"] = figure(run["worker_cpu_ms_per_delivery"], "ms")
+    if "outbox_floor" in figures:
+        floor = figures["outbox_floor"]
+        out["outbox: plain messages delivered on log"] = figure(
+            round(floor["messages_per_second"] / bare, 3) if bare else None,
+            "x bare actor",
+            bare_actor=bare,
+        )
+    if "materialisation" in figures:
+        made = figures["materialisation"]
+        out[f"campaigns: materialising {made['big']['contacts']:,} recipients"] = figure(
+            made["big"]["seconds"], "s", MATERIALISE_SECONDS_TARGET, at_most=True
+        )
+        out[f"campaigns: its peak memory over a {made['small']['contacts']:,}-contact start"] = (
+            figure(made["peak_rss_difference_mb"], "MB", MEMORY_MARGIN_MB_TARGET, at_most=True)
+        )
+    return out
+
+
+# What `python -m bench --quick` and `python -m bench` run.
+QUICK_ARGS = ["--campaigns", "60", "--big", "100000"]
+FULL_ARGS: list[str] = []
 
 
 if __name__ == "__main__":

@@ -87,9 +87,10 @@ def bench_environment(prefix: str = "bench") -> Iterator[dict[str, str]]:
 def worker(env: dict[str, str], module: str = "worker.actors") -> Iterator[subprocess.Popen[bytes]]:
     """`dramatiq` as the Procfile runs it, with the benchmark's worker settings.
 
-    When it has stopped, :func:`last_worker_cpu_seconds` gives the CPU its processes used.
+    When it has stopped, :func:`last_worker_cpu_seconds` gives the CPU its processes used and
+    :func:`last_worker_peak_rss_mb` the memory high-water mark of each of them.
     """
-    global _last_worker_cpu_seconds
+    global _last_worker_cpu_seconds, _last_worker_peaks
     cpu_before = _children_cpu_seconds()
     command = [
         "dramatiq",
@@ -111,6 +112,8 @@ def worker(env: dict[str, str], module: str = "worker.actors") -> Iterator[subpr
     try:
         yield proc
     finally:
+        # Read before the stop: a process that has exited has no status left to read.
+        _last_worker_peaks = _peak_rss_of_tree(proc.pid)
         os.killpg(proc.pid, 15)
         try:
             proc.wait(30)
@@ -122,6 +125,42 @@ def worker(env: dict[str, str], module: str = "worker.actors") -> Iterator[subpr
 
 
 _last_worker_cpu_seconds = 0.0
+_last_worker_peaks: dict[str, float] = {}
+
+
+def _status_mb(pid: int | str, key: str) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _peak_rss_of_tree(root: int) -> dict[str, float]:
+    """VmHWM of `root` and of every process below it, by pid ("parent" for the root)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                # The command name is in parentheses and may hold spaces: split after it.
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+    tree = [root]
+    for pid in tree:
+        tree.extend(child for child, parent in parents.items() if parent == pid)
+    peaks = {}
+    for pid in tree:
+        peak = _status_mb(pid, "VmHWM")
+        if peak is not None:
+            peaks["parent" if pid == root else str(pid)] = round(peak, 1)
+    return peaks
 
 
 def _children_cpu_seconds() -> float:
@@ -136,6 +175,12 @@ def last_worker_cpu_seconds() -> float:
     message costs the worker, where a rate also says how much CPU was left for it.
     """
     return _last_worker_cpu_seconds
+
+
+def last_worker_peak_rss_mb() -> dict[str, float]:
+    """Peak resident memory, in MB, of each process of the last worker run: the dramatiq
+    parent ("parent") and its worker processes (by pid), read just before it was stopped."""
+    return dict(_last_worker_peaks)
 
 
 def cpu_ms_per_message(messages: int) -> float:
@@ -189,8 +234,10 @@ def bare_actor_around(
     two, so a ratio is not skewed by the load changing between the floor and the real run.
     """
     before = bare_actor_rate(env, messages)
+    print(f"bench: bare actor before: {json.dumps(before)}", file=sys.stderr, flush=True)
     result = measure()
     after = bare_actor_rate(env, messages)
+    print(f"bench: bare actor after: {json.dumps(after)}", file=sys.stderr, flush=True)
     floor = {
         "before": before,
         "after": after,
@@ -236,6 +283,40 @@ def run_isolated(code: str, env: dict[str, str] | None = None) -> dict[str, Any]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# `python -m bench` asks each bench to write its figures to this file as well as print them.
+REPORT_FILE_VARIABLE = "OUTREACH_BENCH_FIGURES_FILE"
+
+
 def report(figures: dict[str, Any]) -> None:
     figures.setdefault("load_average_at_end", load_average())
-    print(json.dumps(figures, indent=2, sort_keys=True))
+    text = json.dumps(figures, indent=2, sort_keys=True)
+    print(text)
+    out = os.environ.get(REPORT_FILE_VARIABLE)
+    if out:
+        Path(out).write_text(text)
+
+
+def figure(
+    value: Any,
+    unit: str,
+    target: float | None = None,
+    *,
+    at_most: bool = False,
+    bare_actor: float | None = None,
+) -> dict[str, Any]:
+    """One figure of a bench's summary: its value, and its target when it has one.
+
+    The target is a floor (the value must be at least it) unless `at_most`. `met` is None for a
+    figure without a target, or one the bench could not measure (value None). `bare_actor`: the
+    bare actor's messages per second in the same run, for a figure that is a ratio to it.
+    """
+    met = None
+    if target is not None and value is not None:
+        met = bool(value <= target) if at_most else bool(value >= target)
+    return {
+        "value": value,
+        "unit": unit,
+        "target": None if target is None else f"{'<=' if at_most else '>='} {target:g}",
+        "met": met,
+        "bare_actor_messages_per_second": bare_actor,
+    }

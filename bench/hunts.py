@@ -526,6 +526,44 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
+# Targets (issue 14): the daily run's ratio to the bare actor, its worker CPU a contact, and
+# the matching query's p95 (issue 5).
+RATE_TARGET = 0.35
+CPU_MS_PER_CONTACT_TARGET = 1.5
+MATCHING_P95_MS_TARGET = 50
+
+
+def summary(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The figures asked of this bench, with their targets."""
+    from bench.common import figure
+
+    size = f"{figures['ads']:,} ads, {figures['hunts']:,} hunts"
+    run = figures["daily_run"]
+    bare = figures["bare_actor"]["messages_per_second"]
+    contacts = run["contacts_sent"]
+    cpu_total_ms = run["worker_cpu_ms_per_message"] * run["dramatiq_messages"]
+    return {
+        f"hunts: matching query p95, {size}": figure(
+            figures["matching"]["p95_ms"], "ms", MATCHING_P95_MS_TARGET, at_most=True
+        ),
+        f"hunts: daily run, {contacts:,} contacts": figure(
+            run["ratio_to_bare_actor"], "x bare actor", RATE_TARGET, bare_actor=bare
+        ),
+        "hunts: worker CPU a contact": figure(
+            round(cpu_total_ms / contacts, 3) if contacts else None,
+            "ms",
+            CPU_MS_PER_CONTACT_TARGET,
+            at_most=True,
+        ),
+        "hunts: importing ads": figure(figures["import"].get("ads_per_second"), "ads/s"),
+    }
+
+
+# What `python -m bench --quick` and `python -m bench` run.
+QUICK_ARGS = ["20000", "100"]
+FULL_ARGS: list[str] = []
+
+
 if __name__ == "__main__":
     args = _arguments()
     if args.scale_hunts:

@@ -182,3 +182,26 @@ def test_a_run_never_complete_is_watched_for_a_while_only(make_user, clock):
     clock.advance(timedelta(seconds=1))
     assert watch(run_id) is False
     assert not job_result(run_id)["finished"]
+
+
+def test_the_watch_looks_again_later_the_more_users_are_left(make_user, clock, monkeypatch):
+    from worker.engagement import runs
+
+    # Given a run of three users, none of them worked yet
+    users = [make_user(inactive_for=timedelta(days=14)) for _ in range(3)]
+    run_id = run_daily(clock.now())["run_id"]
+    drop_all_messages()
+    # Then the next look is a while per user left, within its bounds
+    monkeypatch.setattr(runs, "WATCH_MS_PER_PENDING", 1_000)
+    assert runs.watch_again_in(run_id, 0) == 3_000
+    assert runs.watch_again_in(run_id, 5_000) == 5_000
+    monkeypatch.setattr(runs, "WATCH_MS_PER_PENDING", 20_000)
+    assert runs.watch_again_in(run_id, 0) == runs.WATCH_MAX_DELAY_MS
+    # And sooner as users get their outcome, and never once the run is finished
+    monkeypatch.setattr(runs, "WATCH_MS_PER_PENDING", 1_000)
+    process_user(run_id, users[0], "inactivity_14d")
+    assert runs.watch_again_in(run_id, 0) == 2_000
+    for user_id in users[1:]:
+        process_user(run_id, user_id, "inactivity_14d")
+    assert runs.watch_again_in(run_id, 0) is None
+    assert job_result(run_id)["finished"]

@@ -17,7 +17,8 @@ ENGAGEMENT_MIN_BACKOFF_MS = 1_000
 ENGAGEMENT_MAX_BACKOFF_MS = 60_000
 # One user is a handful of queries; this only stops a hung thread.
 ENGAGEMENT_TIME_LIMIT_MS = 60_000
-# A run is counted again this often until every enqueued user has an outcome.
+# A run is counted again at most this often (less often while many users have no outcome yet)
+# until every enqueued user has an outcome.
 WATCH_INTERVAL_MS = 250
 
 
@@ -61,5 +62,6 @@ def engagement_user_exhausted(message: dict[str, Any], info: dict[str, Any]) -> 
 )
 def watch_engagement_run(run_id: int) -> None:
     """Finish the run once every enqueued user has an outcome; until then, look again later."""
-    if runs.watch(int(run_id)):
-        watch_engagement_run.send_with_options(args=(int(run_id),), delay=WATCH_INTERVAL_MS)
+    delay = runs.watch_again_in(int(run_id), WATCH_INTERVAL_MS)
+    if delay is not None:
+        watch_engagement_run.send_with_options(args=(int(run_id),), delay=delay)

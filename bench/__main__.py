@@ -6,7 +6,7 @@ figures to a file as well as printing them; its ``summary`` turns them into the 
 of it, each with its target and whether it was met. The report is one JSON document on
 standard output (and in `--out`); a table of the same figures goes to standard error, so
 `python -m bench > report.json` keeps the JSON alone. `python -m bench.readme REPORT.json`
-writes the table into the README.
+writes the table into docs/speed.md.
 
 Exit status 1 when a bench failed to run; a target not met is a figure, not a failure.
 """

@@ -1,7 +1,7 @@
-"""Write a report of `python -m bench` into the README: `python -m bench.readme REPORT.json`.
+"""Write a report of `python -m bench` into docs/speed.md: `python -m bench.readme REPORT.json`.
 
-The Speed section's generated part lies between two markers and is replaced whole; the rest of
-the README is left as it is. `--readme PATH` names another file (the tests use a copy).
+The page's generated part lies between two markers and is replaced whole; the rest of the page
+is left as it is. `--readme PATH` names another file (the tests use a copy).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# The page whose generated part the report rewrites.
+SPEED_PAGE = ROOT / "docs" / "speed.md"
 BEGIN = "<!-- speed:begin -->"
 END = "<!-- speed:end -->"
 
@@ -64,14 +66,14 @@ def rewrite(text: str, report: dict[str, Any]) -> str:
     """`text` with its generated part replaced by the report's; ValueError without markers."""
     begin, end = text.find(BEGIN), text.find(END)
     if begin < 0 or end < begin or text.count(BEGIN) != 1 or text.count(END) != 1:
-        raise ValueError(f"the README needs one {BEGIN} and one {END} after it")
+        raise ValueError(f"the page needs one {BEGIN} and one {END} after it")
     return f"{text[: begin + len(BEGIN)]}\n{render(report)}\n{text[end:]}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report", type=Path)
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--readme", type=Path, default=SPEED_PAGE)
     args = parser.parse_args()
     try:
         report = json.loads(args.report.read_text())

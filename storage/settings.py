@@ -81,8 +81,8 @@ class Settings:
     # Signs unsubscribe tokens and operator sessions; unset, a fixed development key is used
     # and the web process says so in its log (never leave it unset in production).
     secret_key: str | None = field(default=None, metadata={"env": "OUTREACH_SECRET_KEY"})
-    # Pacing (README "Pacing: senders, spacing, sending hours"): the defaults of every sender of
-    # a channel, which a sender's own row may override. Webhook and log senders are unpaced.
+    # Pacing (docs/operating.md, "Pacing"): the defaults of every sender of a channel, which a
+    # sender's own row may override. Webhook and log senders are unpaced.
     whatsapp_min_spacing: float = field(
         default=DEFAULT_WHATSAPP_SPACING[0], metadata={"env": "OUTREACH_WHATSAPP_MIN_SPACING"}
     )

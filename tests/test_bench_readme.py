@@ -1,4 +1,4 @@
-"""`python -m bench.readme`: the README's generated speed table, rewritten from a report."""
+"""`python -m bench.readme`: the generated speed table of docs/speed.md, rewritten from a report."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.readme import BEGIN, END, rewrite
+from bench.readme import BEGIN, END, SPEED_PAGE, rewrite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,7 +139,12 @@ def test_the_command_rewrites_a_file_and_refuses_a_missing_report(tmp_path):
     assert readme.read_text() == rewrite(README, REPORT)
 
 
-def test_the_real_readme_has_the_markers_once():
-    text = (ROOT / "README.md").read_text()
+def test_the_speed_page_has_the_markers_once_and_is_the_commands_default():
+    # Given the speed page the command rewrites by default
+    assert SPEED_PAGE == ROOT / "docs" / "speed.md"
+    text = SPEED_PAGE.read_text()
+    # Then it has the markers once each, after its title
     assert text.count(BEGIN) == 1 and text.count(END) == 1
-    assert text.index(BEGIN) > text.index("## Speed")
+    assert text.index(BEGIN) > text.index("# Speed")
+    # And the README has no generated part any more
+    assert BEGIN not in (ROOT / "README.md").read_text()

@@ -2,7 +2,7 @@
 a paced sender's turn. A row that may not go yet is deferred, never held in a thread: it goes
 back to `queued` and its delivery is put on the broker with a delay to the time it may go.
 
-Rules (README "Pacing: senders, spacing, sending hours"):
+Rules (docs/operating.md, "Pacing: senders, spacing, sending hours"):
 - hours: the campaign's override, else the account's, else the sender's, else the default
   hours for a message of an account or an engagement goodbye; a message of no account sent by
   hand has none. They are read in the account's zone (OUTREACH_SENDING_TIMEZONE without one).

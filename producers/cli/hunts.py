@@ -47,7 +47,7 @@ def hunt() -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the new hunt as JSON.")
 def create(file: Path, as_json: bool) -> None:
-    """Create a hunt from a JSON definition (see the README for its format)."""
+    """Create a hunt from a JSON definition (see docs/operating.md for its format)."""
     boot()
     from storage.db import database
     from worker.hunts.definition import create_hunt

@@ -84,9 +84,9 @@ def test_unsupported_database_urls_are_refused(url, message):
         open_database(url)
 
 
-def test_the_readme_documents_every_setting():
-    readme = (ROOT / "README.md").read_text()
-    missing = [name for name, _ in Settings.documented() if f"`{name}`" not in readme]
+def test_the_configuration_page_documents_every_setting():
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    missing = [name for name, _ in Settings.documented() if f"`{name}`" not in page]
     assert missing == []
 
 

@@ -1,9 +1,10 @@
 """Importing the scraper's ads from JSON Lines: streamed, upserted, all or nothing.
 
-One ad per line (see the README for the format). The file is read line by line and written in
-batches with ``INSERT ... ON CONFLICT (source, external_id) DO UPDATE``, so memory stays flat
-whatever the size. Invalid lines are reported with their line numbers and skipped; the whole
-import is one transaction, so a crash or a refused strict import leaves the ads as they were.
+One ad per line (see docs/operating.md, "Importing ads", for the format). The file is read line
+by line and written in batches with ``INSERT ... ON CONFLICT (source, external_id) DO UPDATE``,
+so memory stays flat whatever the size. Invalid lines are reported with their line numbers and
+skipped; the whole import is one transaction, so a crash or a refused strict import leaves the
+ads as they were.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import click
+
+from producers.cli import main as outreach
 from storage.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,3 +124,22 @@ def test_the_readme_is_short_and_links_every_docs_page():
     assert len(readme.splitlines()) <= README_MAX_LINES
     for page in [*sorted(DOCS.glob("*.md")), ROOT / "CONTRIBUTING.md"]:
         assert f"]({page.relative_to(ROOT).as_posix()}" in readme, page.name
+
+
+def _commands(command: click.Command, path: tuple[str, ...] = ()) -> list[str]:
+    if isinstance(command, click.Group):
+        return [
+            name
+            for sub, child in command.commands.items()
+            for name in _commands(child, (*path, sub))
+        ]
+    return [" ".join(path)]
+
+
+def test_every_command_is_in_the_operating_guide():
+    # Given every command of the `outreach` CLI
+    commands = _commands(outreach)
+    assert "account create" in commands
+    # Then the operating guide names each one
+    page = (DOCS / "operating.md").read_text(encoding="utf-8")
+    assert [name for name in commands if f"outreach {name}" not in page] == []

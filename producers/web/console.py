@@ -8,7 +8,6 @@ confirmation box. Actions call the same functions as the CLI and are logged with
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -18,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
-from producers.web import panels
-from producers.web.security import Operator, csrf_token, csrf_valid, harden, operator_of
+from producers.web import login, panels
+from producers.web.pages import HERE, PREFIX, render
+from producers.web.security import Operator, csrf_valid, harden, operator_of
 from storage import clock
 from storage.db import database
 from storage.errors import (
@@ -37,11 +36,6 @@ from worker.logging import get_logger
 
 log = get_logger("outreach.web.console")
 
-PREFIX = "/console"
-HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.globals["prefix"] = PREFIX
-
 Handler = Callable[[Request, Operator, FormData | None], Response]
 # The HTTP status each refusal of the domain becomes.
 _STATUS: list[tuple[type[OutreachError], int]] = [
@@ -51,22 +45,6 @@ _STATUS: list[tuple[type[OutreachError], int]] = [
     (InvalidInput, 400),
     (ConfigurationError, 503),
 ]
-
-
-def render(
-    request: Request,
-    name: str,
-    context: dict[str, Any],
-    operator: Operator | None = None,
-    status: int = 200,
-) -> Response:
-    values = {
-        "operator": operator,
-        "csrf": csrf_token(request.session),
-        "flash": request.session.pop("flash", None),
-        **context,
-    }
-    return templates.TemplateResponse(request, name, values, status_code=status)
 
 
 def refused(request: Request, operator: Operator | None, status: int, reason: str) -> Response:
@@ -238,8 +216,6 @@ def requeue_dead(request: Request, operator: Operator, form: FormData | None) ->
 
 
 def routes() -> list[BaseRoute]:
-    from producers.web import login
-
     return [
         Route("/", lambda request: RedirectResponse(f"{PREFIX}/", status_code=303)),
         *login.routes(PREFIX),

@@ -8,6 +8,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from producers.operators import authenticate
+from producers.web.pages import render
 from producers.web.security import LoginThrottle, csrf_valid, harden, start_session
 from storage import clock
 from worker.logging import get_logger
@@ -16,8 +17,6 @@ log = get_logger("outreach.web.console")
 
 
 def routes(prefix: str) -> list[BaseRoute]:
-    from producers.web.console import render
-
     throttle = LoginThrottle()
 
     async def login(request: Request) -> Response:

@@ -82,7 +82,7 @@ def resolve(outbox_id: int, action: str, by: str, reason: str) -> OutboxMessage:
         if not moved:
             raise InvalidState(f"outbox message {outbox_id} was resolved by someone else")
         if action == RESEND:
-            from worker.outbox import enqueue_delivery
+            from worker.delivery_queue import enqueue_delivery
 
             database.after_commit(lambda: enqueue_delivery(outbox_id))
     log.info("outbox.resolved", outbox_id=outbox_id, action=action, by=by.strip(), reason=reason)

@@ -48,9 +48,15 @@ from worker.channels import (
     get_channel,
 )
 from worker.consent.unsubscribe import unsubscribe_link
+from worker.delivery_queue import (
+    enqueue_deliveries,
+    enqueue_deliveries_later,
+    enqueue_delivery,
+    first_backoff_ms,
+)
 from worker.logging import get_logger
-from worker.outbox import has_outcome_handlers, notify_outcomes
 from worker.outbox_sql import ClaimOutcome
+from worker.outcomes import has_outcome_handlers, notify_outcomes
 from worker.pacing import Deferral
 
 log = get_logger("outreach.delivery")
@@ -166,6 +172,27 @@ def send_claimed(row: OutboxMessage) -> Outcome:
     return outcomes[row.id]
 
 
+def send_here(outbox_id: int, values: Sequence[object]) -> None:
+    """Send a row this process has just written claimed for sending
+    (``worker.outbox.claim_here``) and committed: no delivery message, and no statement to
+    claim it.
+
+    For work that writes one message at a time (an engagement user's goodbye). A send to be
+    retried, or anything else that stops it, hands the row to the delivery actor after its
+    first backoff, with its retries; if even that fails, the relay settles the row later.
+    Never raises: the row is committed, and the caller's own work is done.
+    """
+    try:
+        send_claimed(outbox_sql.claimed_row(outbox_id, values))
+        return
+    except Exception as exc:
+        log.warning("outbox.delivery_handed_over", outbox_id=outbox_id, error=str(exc))
+    try:
+        enqueue_deliveries_later([outbox_id], first_backoff_ms())
+    except Exception as exc:
+        log.error("outbox.enqueue_failed", outbox_id=outbox_id, error=str(exc))
+
+
 def deliver_many(outbox_ids: Sequence[int]) -> dict[int, Outcome]:
     """Send each row at most once, window by window; returns each row's outcome.
 
@@ -224,8 +251,6 @@ def _raise_first(errors: list[Exception]) -> None:
 
 def _hand_over(outbox_ids: list[int]) -> None:
     """A new message for the rows this one did not reach in time."""
-    from worker.outbox import enqueue_deliveries
-
     log.info("delivery.handed_over", count=len(outbox_ids))
     enqueue_deliveries(outbox_ids)
 
@@ -528,8 +553,6 @@ def mark_exhausted(outbox_id: int, error: str, *, failed_before: bool = False) -
 
 def recover_stale_sending(stale_before: datetime, limit: int) -> dict[str, int]:
     """Rows left `sending` since before `stale_before`: resend (dedup channels) or `unknown`."""
-    from worker.outbox import enqueue_delivery
-
     settings = get_settings()
     counts = {"unknown": 0, "resent": 0}
     rows = list(

@@ -8,9 +8,8 @@ dies in between leaves the row `queued`, and the relay enqueues it again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 from peewee import DoesNotExist
 
@@ -18,11 +17,13 @@ from storage import clock
 from storage.db import database, write_transaction
 from storage.errors import InvalidInput
 from storage.models.consent import normalise_address
-from storage.models.outbox import FINAL_STATUSES, QUEUED, SUPPRESSED, OutboxMessage
+from storage.models.outbox import QUEUED, SUPPRESSED, OutboxMessage
 from worker import outbox_sql
 from worker.channels import Media, validate_channel
+from worker.delivery_queue import enqueue_deliveries, enqueue_delivery
 from worker.hours import check_hours
 from worker.logging import get_logger
+from worker.outcomes import has_outcome_handlers, notify_outcomes
 from worker.senders import sender_for
 
 log = get_logger("outreach.outbox")
@@ -33,87 +34,6 @@ MAX_KEY_LENGTH = 255
 MAX_RECIPIENT_LENGTH = 320
 # Longest body: WhatsApp's limit for a text message, and far above any template here.
 MAX_BODY_LENGTH = 65_536
-
-# Outbox ids per delivery message: one message (and one claim per window, see
-# worker.delivery) for many sends, where a message per send would cost more than the send.
-DELIVERY_GROUP = 50
-
-OutcomeHandler = Callable[[Sequence[OutboxMessage]], None]
-_outcome_handlers: dict[str, list[OutcomeHandler]] = {}
-
-
-def on_outcome(source: str) -> Callable[[OutcomeHandler], OutcomeHandler]:
-    """Register a function called, in the same transaction, when rows of `source` end.
-
-    It is called with the rows in their final status (sent, failed or unknown), each row once:
-    campaigns record the recipients' outcomes, hunts give a failed contact's slot back.
-    """
-
-    def register(fn: OutcomeHandler) -> OutcomeHandler:
-        _outcome_handlers.setdefault(source, []).append(fn)
-        return fn
-
-    return register
-
-
-def has_outcome_handlers(source: str) -> bool:
-    return bool(_outcome_handlers.get(source))
-
-
-def notify_outcomes(messages: Sequence[OutboxMessage]) -> None:
-    """Tell each row's source that it ended, a call per source for all its rows."""
-    by_source: dict[str, list[OutboxMessage]] = {}
-    for message in messages:
-        assert message.status in FINAL_STATUSES, message.status
-        by_source.setdefault(message.source, []).append(message)
-    for source, rows in by_source.items():
-        for handler in _outcome_handlers.get(source, ()):
-            handler(rows)
-
-
-def notify_outcome(message: OutboxMessage) -> None:
-    notify_outcomes([message])
-
-
-def enqueue_delivery(outbox_id: int) -> None:
-    enqueue_deliveries([outbox_id])
-
-
-def enqueue_deliveries(outbox_ids: Sequence[int]) -> None:
-    """One delivery message per group of up to DELIVERY_GROUP ids, in one Redis round trip."""
-    from worker.actors.delivery import deliver_outbox_messages
-    from worker.enqueue import enqueue_many
-
-    ids = [int(outbox_id) for outbox_id in outbox_ids]
-    enqueue_many(
-        deliver_outbox_messages.message(ids[first : first + DELIVERY_GROUP])
-        for first in range(0, len(ids), DELIVERY_GROUP)
-    )
-
-
-def send_here(outbox_id: int, values: Sequence[object]) -> None:
-    """Send a row this process has just written claimed for sending (:func:`claim_here`) and
-    committed: no delivery message, and no statement to claim it.
-
-    For work that writes one message at a time (an engagement user's goodbye). A send to be
-    retried, or anything else that stops it, hands the row to the delivery actor after its
-    first backoff, with its retries; if even that fails, the relay settles the row later.
-    Never raises: the row is committed, and the caller's own work is done.
-    """
-    from worker.actors.delivery import DELIVERY_MIN_BACKOFF_MS, deliver_outbox_messages
-    from worker.delivery import send_claimed
-
-    try:
-        send_claimed(outbox_sql.claimed_row(outbox_id, values))
-        return
-    except Exception as exc:
-        log.warning("outbox.delivery_handed_over", outbox_id=outbox_id, error=str(exc))
-    try:
-        deliver_outbox_messages.send_with_options(
-            args=([outbox_id],), delay=DELIVERY_MIN_BACKOFF_MS
-        )
-    except Exception as exc:
-        log.error("outbox.enqueue_failed", outbox_id=outbox_id, error=str(exc))
 
 
 def _checked(
@@ -193,8 +113,8 @@ def queue_message(
     never enqueued, and its source's outcome handlers hear it at once.
     Works inside the caller's transaction, so a claim commits or rolls back with it. With
     `enqueue=False` the caller enqueues the deliveries itself once its transaction has
-    committed (:func:`enqueue_deliveries`, many rows as groups); the relay covers a crash in
-    between.
+    committed (``worker.delivery_queue.enqueue_deliveries``, many rows as groups); the relay
+    covers a crash in between.
     """
     message = _checked(idempotency_key, channel, recipient, body, media, source, account_id)
     # One statement claims the key and reads the new row back: atomic without a transaction
@@ -229,9 +149,9 @@ def claim_here(
     in that order; ON CONFLICT DO NOTHING keeps a key claimed before).
 
     The row is written already claimed for sending, by the worker that sends it as soon as its
-    transaction commits (:func:`send_here`). A crash in between leaves it `sending`, exactly as
-    a crash between a claim and its send does: the relay settles it (`unknown` for review, or
-    sent again on a channel that deduplicates).
+    transaction commits (``worker.delivery.send_here``). A crash in between leaves it
+    `sending`, exactly as a crash between a claim and its send does: the relay settles it
+    (`unknown` for review, or sent again on a channel that deduplicates).
     """
     message = new_claim(idempotency_key, channel, recipient, body, source, media, account_id)
     return message.claimed_here(clock.now())
@@ -313,54 +233,3 @@ def queue_messages(
     if len(written) < len(messages):
         log.info("outbox.keys_already_claimed", count=len(messages) - len(written))
     return written
-
-
-def relay(
-    relay_after: timedelta | None = None,
-    sending_stale: timedelta | None = None,
-    limit: int = 1000,
-) -> dict[str, int]:
-    """Repair what a crash left behind; the scheduler runs this every minute.
-
-    - `queued` rows not enqueued for `relay_after` are enqueued again (the process died between
-      commit and enqueue, or Redis lost the message);
-    - `sending` rows older than `sending_stale` died mid-send: see :func:`worker.delivery.recover`.
-    """
-    from storage.settings import get_settings
-    from worker.delivery import recover_stale_sending
-
-    settings = get_settings()
-    relay_after = relay_after or timedelta(seconds=settings.relay_after_seconds)
-    sending_stale = sending_stale or timedelta(seconds=settings.sending_stale_seconds)
-    now = clock.now()
-    touched_ids: list[int] = []
-    with database.connection_context():
-        stale_ids = [
-            row.id
-            for row in OutboxMessage.select(OutboxMessage.id)
-            .where(
-                (OutboxMessage.status == QUEUED) & (OutboxMessage.enqueued_at < now - relay_after)
-            )
-            .order_by(OutboxMessage.id)
-            .limit(limit)
-        ]
-        for outbox_id in stale_ids:
-            # Conditional: a worker or another relay may have taken the row since it was read.
-            touched = (
-                OutboxMessage.update(enqueued_at=now)
-                .where(
-                    (OutboxMessage.id == outbox_id)
-                    & (OutboxMessage.status == QUEUED)
-                    & (OutboxMessage.enqueued_at < now - relay_after)
-                )
-                .execute()
-            )
-            if touched:
-                touched_ids.append(outbox_id)
-        enqueue_deliveries(touched_ids)
-        requeued = len(touched_ids)
-        recovered = recover_stale_sending(now - sending_stale, limit)
-    counts = {"requeued": requeued, **recovered}
-    if any(counts.values()):
-        log.info("outbox.relay", **counts)
-    return counts

@@ -171,7 +171,7 @@ class NewMessage:
 
 
 # A claim written already taken for sending: by the worker that sends it as soon as the
-# claim is committed (worker.outbox.send_here), so no second statement claims it.
+# claim is committed (worker.delivery.send_here), so no second statement claims it.
 CLAIMED_HERE: tuple[Field, ...] = (*INSERTED, OutboxMessage.claimed_at)
 
 

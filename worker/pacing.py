@@ -24,6 +24,7 @@ from storage.models.senders import Sender
 from storage.settings import Settings, get_settings
 from worker import read_cache
 from worker.channels.base import SendError
+from worker.delivery_queue import enqueue_deliveries_later
 from worker.hours import ALWAYS, SendingHours, parse_hours
 from worker.logging import get_logger
 from worker.senders import (
@@ -155,9 +156,7 @@ def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:
     """The deferred rows' deliveries, each delayed to its time (rows due together, one
     message). Their rows say when they are due (`enqueued_at`), so the relay leaves them be
     until well after that, and a lost message is enqueued again by the relay."""
-    from worker.actors.delivery import deliver_outbox_messages
     from worker.broker import is_embedded
-    from worker.outbox import DELIVERY_GROUP
 
     by_time: dict[datetime, list[int]] = {}
     for deferral in deferrals:
@@ -169,10 +168,7 @@ def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:
         if embedded and delay > EMBEDDED_MAX_DELAY_MS:
             log.info("pacing.left_to_relay", count=len(ids), until=until.isoformat())
             continue
-        for first in range(0, len(ids), DELIVERY_GROUP):
-            deliver_outbox_messages.send_with_options(
-                args=(ids[first : first + DELIVERY_GROUP],), delay=delay or None
-            )
+        enqueue_deliveries_later(ids, delay or None)
 
 
 # WAHA's answer for "stop contacting new people for a while".

@@ -11,6 +11,7 @@ from storage.db import write_transaction
 from storage.models.outbox import QUEUED, SENT, OutboxMessage
 from storage.models.senders import Sender
 from storage.settings import Settings, get_settings
+from worker.delivery_queue import enqueue_deliveries
 from worker.logging import get_logger
 from worker.pacing import forget
 from worker.senders import default_sender, get_sender, pacing_of, pause, resume
@@ -48,8 +49,6 @@ def resume_sender(name: str) -> dict[str, Any]:
             .execute()
         ]
     if waiting:
-        from worker.outbox import enqueue_deliveries
-
         enqueue_deliveries(sorted(waiting))
     log.info("sender.resumed", sender=name, was_paused=lifted, requeued=len(waiting))
     return {**sender_summary(get_sender(name), now), "resumed": lifted, "requeued": len(waiting)}

@@ -17,7 +17,7 @@ def outbox_relay(fire_time: datetime) -> dict[str, Any]:
     """Repair what a crash left in the outbox, page after page until nothing is left (the relay
     does not need the fire time). A repaired row is not stale any more, so each page is new."""
     from worker.inbound.relay import requeue_stale
-    from worker.outbox import relay
+    from worker.outbox_relay import relay
 
     total: Counter[str] = Counter({"requeued": 0, "unknown": 0, "resent": 0})
     for _ in range(RELAY_MAX_PAGES):

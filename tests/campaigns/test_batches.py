@@ -32,7 +32,7 @@ from worker.campaigns import batches
 from worker.campaigns.batches import BatchOutcome, claim_batch, run_batch
 from worker.campaigns.progress import campaign_status
 from worker.channels import Outbound, PermanentSendError
-from worker.outbox import notify_outcomes
+from worker.outcomes import notify_outcomes
 
 DAY = timedelta(days=1)
 

@@ -23,7 +23,9 @@ from worker.actors.delivery import (
 from worker.channels import Outbound, PermanentSendError, TransientSendError
 from worker.delivery import Outcome, deliver
 from worker.logging import configure_logging
-from worker.outbox import on_outcome, queue_message, relay
+from worker.outbox import queue_message
+from worker.outbox_relay import relay
+from worker.outcomes import on_outcome
 
 
 class RecordingChannel:

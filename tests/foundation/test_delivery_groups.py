@@ -21,16 +21,11 @@ from worker.actors.delivery import (
     outbox_deliveries_exhausted,
 )
 from worker.channels import Outbound, PermanentSendError, TransientSendError
-from worker.delivery import Outcome, deliver_many
-from worker.outbox import (
-    DELIVERY_GROUP,
-    Outgoing,
-    claim_here,
-    on_outcome,
-    queue_messages,
-    relay,
-    send_here,
-)
+from worker.delivery import Outcome, deliver_many, send_here
+from worker.delivery_queue import DELIVERY_GROUP
+from worker.outbox import Outgoing, claim_here, queue_messages
+from worker.outbox_relay import relay
+from worker.outcomes import on_outcome
 
 
 class ScriptedChannel:

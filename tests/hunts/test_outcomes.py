@@ -15,7 +15,8 @@ from worker import delivery
 from worker.hunts import pacing
 from worker.hunts.process import run_hunt
 from worker.logging import configure_logging
-from worker.outbox import notify_outcome, queue_message
+from worker.outbox import queue_message
+from worker.outcomes import notify_outcome
 
 
 def credit(hunt_id: int, channel: str) -> tuple[int, int, int]:

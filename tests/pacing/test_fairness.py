@@ -15,7 +15,8 @@ from storage.models import Account, OutboxMessage
 from storage.models.outbox import SENT
 from tests.pacing.helpers import TimedChannel, play_deliveries
 from worker import delivery
-from worker.outbox import DELIVERY_GROUP, Outgoing, queue_messages
+from worker.delivery_queue import DELIVERY_GROUP
+from worker.outbox import Outgoing, queue_messages
 from worker.senders import configure_sender
 
 BIG, SMALL = 600, 10

@@ -12,8 +12,8 @@ from storage.models import Account, OutboxMessage
 from tests.pacing.helpers import TimedChannel, play_deliveries
 from worker import delivery, outbox_sql
 from worker.accounts import create_account
-from worker.delivery import Outcome
-from worker.outbox import Outgoing, claim_here, queue_messages, send_here
+from worker.delivery import Outcome, send_here
+from worker.outbox import Outgoing, claim_here, queue_messages
 
 PARIS = ZoneInfo("Europe/Paris")
 

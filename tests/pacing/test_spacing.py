@@ -16,7 +16,8 @@ from tests.pacing.helpers import TimedChannel, gaps, play_deliveries
 from worker import delivery, pacing, senders
 from worker.channels import TransientSendError
 from worker.delivery import Outcome
-from worker.outbox import Outgoing, queue_messages, relay
+from worker.outbox import Outgoing, queue_messages
+from worker.outbox_relay import relay
 
 
 @pytest.fixture

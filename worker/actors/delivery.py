@@ -9,6 +9,7 @@ import dramatiq
 from storage.errors import OutreachError
 from storage.models.outbox import OutboxMessage
 from worker import delivery
+from worker.delivery_queue import DELIVER_GROUP_ACTOR
 
 # Transient failures (timeouts, 5xx, 429) are retried this many times...
 DELIVERY_MAX_RETRIES = 8
@@ -31,7 +32,12 @@ _DELIVERY_OPTIONS: dict[str, Any] = {
 }
 
 
-@dramatiq.actor(**_DELIVERY_OPTIONS, on_retry_exhausted="outbox_deliveries_exhausted")
+# Under the name worker.delivery_queue enqueues it by (the same as the function's).
+@dramatiq.actor(
+    **_DELIVERY_OPTIONS,
+    actor_name=DELIVER_GROUP_ACTOR,
+    on_retry_exhausted="outbox_deliveries_exhausted",
+)
 def deliver_outbox_messages(outbox_ids: list[int]) -> None:
     """A group of outbox rows (as queued together); what a retry finds done it skips."""
     delivery.deliver_many([int(outbox_id) for outbox_id in outbox_ids])

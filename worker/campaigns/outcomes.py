@@ -35,7 +35,7 @@ from storage.models.outbox import SENT as OUTBOX_SENT
 from storage.models.outbox import SUPPRESSED as OUTBOX_SUPPRESSED
 from storage.models.outbox import OutboxMessage
 from worker.logging import get_logger
-from worker.outbox import on_outcome
+from worker.outcomes import on_outcome
 
 log = get_logger("outreach.campaigns.outcomes")
 

@@ -29,11 +29,12 @@ from storage.settings import get_settings
 from worker import outbox_sql
 from worker.consent.users import OPTED_OUT as OPTED_OUT_CAUSE
 from worker.consent.users import suppress_users
+from worker.delivery import send_here
 from worker.engagement import catalogue, runs, sql
 from worker.engagement.checks import Check, get_check
 from worker.engagement.state_machine import StateChanged, Thresholds, transition_state
 from worker.logging import get_logger
-from worker.outbox import new_claim, send_here
+from worker.outbox import new_claim
 
 log = get_logger("outreach.engagement")
 

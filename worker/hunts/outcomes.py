@@ -28,7 +28,7 @@ from storage.models.outbox import FAILED, SENT, SUPPRESSED, UNKNOWN, OutboxMessa
 from worker.hunts import credits, pacing
 from worker.hunts.process import SOURCE
 from worker.logging import get_logger
-from worker.outbox import on_outcome
+from worker.outcomes import on_outcome
 
 log = get_logger("outreach.hunts")
 

@@ -181,6 +181,8 @@ def main() -> None:
     }
     # One environment: this process's broker is set up once, on the first one's namespace.
     with bench_environment("pacing") as env:
+        import worker.actors  # noqa: F401  (after the environment: the bench's broker)
+
         figures["pacing_off"] = pacing_off(env, args.plain)
         figures["many_senders"] = many_senders(env, args.senders, args.seconds, args.spacing)
     report(figures)

@@ -1,13 +1,13 @@
 """No import cycles inside the project's packages, and the layer rule: producers -> worker ->
 storage, never back up.
 
-Every module of the three packages is parsed (never imported): each `import` and `from ...
-import`, at module level or inside a function, relative or absolute, is an edge to the project
-module it names (`from worker import delivery` names ``worker.delivery``; `from worker.outbox
-import relay` names ``worker.outbox``). An import hidden in a function to dodge a cycle at load
-time still ties the two modules together, so it counts. A package's ``__init__`` is a module of
-its own, and importing a submodule imports its packages too (Python runs their ``__init__``
-first), except the importer's own packages.
+Every module of the three packages is parsed (never imported): each `import` and `from ... import`,
+at module level or inside a function, relative or absolute, is an edge to the project module it
+names (`from worker import delivery` names ``worker.delivery``; `from worker.outbox import
+queue_message` names ``worker.outbox``). An import hidden in a function to dodge a cycle at load
+time still ties the two modules together, so it counts. A package's ``__init__`` is a module of its
+own, and importing a submodule imports its packages too (Python runs their ``__init__`` first),
+except the importer's own packages.
 """
 
 from __future__ import annotations

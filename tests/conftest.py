@@ -11,6 +11,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -275,3 +276,36 @@ def live_services(postgres_url: str, redis_namespace: str, tmp_path) -> Iterator
     )
     clock_module.set_clock(None)
     broker.close()
+
+
+# --- the fault suite's figures, with or without pytest-xdist's workers ---------------------------
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker process hands its scenarios' figures to the controller, which prints them."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        from dataclasses import asdict
+
+        from tests.faults.figures import FIGURES
+
+        workeroutput["fault_figures"] = [asdict(row) for row in FIGURES.rows]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    from tests.faults.figures import FIGURES, Figures
+
+    for row in getattr(node, "workeroutput", {}).get("fault_figures", []):
+        FIGURES.record(Figures(**row))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures of every fault scenario that ran, even under `pytest -q`."""
+    from tests.faults.figures import FIGURES
+
+    if not FIGURES.rows:
+        return
+    terminalreporter.write_sep("=", "fault suite figures")
+    for line in FIGURES.lines():
+        terminalreporter.write_line(line)

@@ -2,7 +2,7 @@
 file clock and processes, and everything it started is stopped by pid when it ends.
 
 Every scenario feeds :data:`tests.faults.figures.FIGURES`; the table is printed at the end of the
-session, whatever the verbosity.
+session, whatever the verbosity (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -36,15 +36,6 @@ FAULT_SETTINGS = {
     "SMTP_FROM": MailReceiver.sender,
     "OUTREACH_LOG_LEVEL": "INFO",
 }
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The figures of every scenario that ran, even under `pytest -q`."""
-    if not FIGURES.rows:
-        return
-    terminalreporter.write_sep("=", "fault suite figures")
-    for line in FIGURES.lines():
-        terminalreporter.write_line(line)
 
 
 @pytest.fixture

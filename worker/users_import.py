@@ -15,13 +15,11 @@ the chunks before it stay imported, the report says where it stopped.
 
 from __future__ import annotations
 
-import csv
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from storage import clock
 from storage.db import write_transaction
@@ -37,6 +35,7 @@ from storage.models.engagement import (
 )
 from worker.accounts import MAX_NAME, require_account
 from worker.addresses import normalise_email, normalise_phone
+from worker.csv_records import records
 from worker.upsert_sql import current, excluded, matching, upsert
 
 # Header names accepted for each field (compared lower-cased, spaces and dashes as underscores).
@@ -193,30 +192,6 @@ def _parse(line: int, names: list[str], cells: list[str]) -> _Row:
     return _Row(line, external_id, values)
 
 
-def _decoded(handle: BinaryIO) -> Iterator[str]:
-    """The file's lines as text, decoded one by one so an error names its line."""
-    for number, raw in enumerate(handle, 1):
-        try:
-            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise InvalidInput(f"line {number}: the file is not UTF-8 text") from None
-        yield text
-
-
-def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, cells) of each non-blank record, streamed."""
-    with path.open("rb") as handle:
-        reader = csv.reader(_decoded(handle))
-        line = 1
-        try:
-            for cells in reader:
-                if any(cell.strip() for cell in cells):
-                    yield line, cells
-                line = reader.line_num + 1
-        except csv.Error as exc:
-            raise InvalidInput(f"line {line}: malformed CSV: {exc}") from None
-
-
 # The stored field each column fills, where the names differ.
 _FIELD_OF = {
     "whatsapp_id": "whatsapp_jid",
@@ -335,7 +310,7 @@ def import_users(account_id: int, path: str | Path, chunk: int | None = None) ->
     if not path.is_file():
         raise InvalidInput(f"cannot read {path.name}: no such file")
     require_account(account_id)
-    rows = _rows(path)
+    rows = records(path)
     first = next(rows, None)
     if first is None:
         raise InvalidInput(f"{path.name} is empty (a header row is needed)")

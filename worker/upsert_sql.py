@@ -59,6 +59,13 @@ def current(field: Field) -> str:
     return f"{quote(field.model._meta.table_name)}.{quote(field.column_name)}"
 
 
+def changes(fields: Sequence[Field]) -> str:
+    """A condition true when the conflicting row would change one of `fields` (nulls compared
+    as values): an update limited by it leaves a row that would stay the same unwritten."""
+    differs = "IS DISTINCT FROM" if is_postgres() else "IS NOT"
+    return " OR ".join(f"{current(f)} {differs} {excluded(f)}" for f in fields) or "FALSE"
+
+
 @lru_cache(maxsize=64)
 def _upsert_sql(
     table: str,
@@ -69,6 +76,8 @@ def _upsert_sql(
     rows: int,
     param: str,
     pg_types: tuple[str, ...] = (),
+    flag_inserted: bool = False,
+    update_when: str = "",
 ) -> str:
     if pg_types:
         arrays = ", ".join(f"{param}::{kind}[]" for kind in pg_types)
@@ -81,6 +90,8 @@ def _upsert_sql(
         if updates
         else "DO NOTHING"
     )
+    if updates and update_when:
+        action += f" WHERE {update_when}"
     sql = (
         f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in columns)}) "
         f"{source} "
@@ -88,6 +99,10 @@ def _upsert_sql(
     )
     if returning:
         sql += " RETURNING " + ", ".join(quote(c) for c in returning)
+        if flag_inserted:
+            # A row version this statement inserted has no deleting transaction (xmax 0); an
+            # updated one carries the updating transaction's id.
+            sql += ", (xmax = 0)"
     return sql
 
 
@@ -98,12 +113,20 @@ def upsert(
     conflict: Sequence[Field],
     updates: Sequence[tuple[Field, str]] = (),
     returning: Sequence[Field] = (),
+    flag_inserted: bool = False,
+    update_when: str = "",
 ) -> list[tuple[Any, ...]]:
     """Insert `rows` (values in `fields` order); a row clashing on `conflict` gets `updates`
-    (field, SQL expression) instead, or is left alone when there are none. One statement."""
+    (field, SQL expression) instead, or is left alone when there are none or `update_when` (an
+    SQL condition) is false for it. One statement.
+
+    With `flag_inserted` (PostgreSQL only), each returned row ends with whether the statement
+    inserted it rather than updated it."""
     if not rows:
         return []
     postgres = is_postgres()
+    if flag_inserted and not (postgres and returning):
+        raise ValueError("flag_inserted needs PostgreSQL and returned columns")
     pg_types = tuple(_pg_type(f) for f in fields) if postgres else ()
     sql = _upsert_sql(
         model._meta.table_name,
@@ -114,6 +137,8 @@ def upsert(
         0 if postgres else len(rows),
         str(database.obj.param),
         pg_types,
+        flag_inserted,
+        update_when,
     )
     converted = [i for i, f in enumerate(fields) if not isinstance(f, _PASSED_AS_IS)]
     # A chunk's rows share most timestamps (its `now`): each distinct value is converted once.

@@ -16,13 +16,15 @@ the chunks before it stay imported, the report says where it stopped.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from storage import clock
-from storage.db import write_transaction
+from storage.db import database, is_postgres, write_transaction
 from storage.errors import InvalidInput
 from storage.models.accounts import User
 from storage.models.engagement import (
@@ -36,7 +38,7 @@ from storage.models.engagement import (
 from worker.accounts import MAX_NAME, require_account
 from worker.addresses import normalise_email, normalise_phone
 from worker.csv_records import records
-from worker.upsert_sql import current, excluded, matching, upsert
+from worker.upsert_sql import changes, current, excluded, matching, upsert
 
 # Header names accepted for each field (compared lower-cased, spaces and dashes as underscores).
 COLUMNS = {
@@ -228,33 +230,51 @@ class _Writer:
 
     def write(self, rows: list[_Row]) -> None:
         now = clock.now()
-        external_ids = [row.external_id for row in rows]
         with write_transaction():
-            existing = matching(
-                User.account, self.account_id, User.external_id, external_ids, User.id
-            )
-            returned = upsert(
-                User,
-                [User.account, User.external_id, User.created_at, *_USER_COLUMNS],
-                [
-                    [
-                        self.account_id,
-                        row.external_id,
-                        now,
-                        *(row.values.get(f.name) for f in _USER_COLUMNS),
-                    ]
-                    for row in rows
-                ],
-                conflict=[User.account, User.external_id],
-                updates=[(f, excluded(f)) for f in self.user_updates],
-                returning=[User.external_id, User.id],
-            )
-            ids = dict(returned)
+            ids, created = self._users(rows, now)
             self._profiles(rows, ids, now)
             if self.has_activity:
                 self._states(rows, ids, now)
-        self.report.updated += len(existing)
-        self.report.created += len(rows) - len(existing)
+        self.report.created += created
+        self.report.updated += len(rows) - created
+
+    def _users(self, rows: list[_Row], now: datetime) -> tuple[dict[str, int], int]:
+        """Upserts the chunk's users: {external id: user id} and how many were new."""
+        postgres = is_postgres()
+        known: dict[Any, Any] = {}
+        if not postgres:
+            # SQLite has no way to tell an upsert's inserted rows from its updated ones: the
+            # known ones are looked up first (by the unique index; SQLite plans without
+            # statistics). On PostgreSQL that lookup, planned from statistics autovacuum had
+            # not yet refreshed after the chunks before it, scanned the whole account.
+            known = matching(
+                User.account,
+                self.account_id,
+                User.external_id,
+                [row.external_id for row in rows],
+                User.id,
+            )
+        returned = upsert(
+            User,
+            [User.account, User.external_id, User.created_at, *_USER_COLUMNS],
+            [
+                [
+                    self.account_id,
+                    row.external_id,
+                    now,
+                    *(row.values.get(f.name) for f in _USER_COLUMNS),
+                ]
+                for row in rows
+            ],
+            conflict=[User.account, User.external_id],
+            updates=[(f, excluded(f)) for f in self.user_updates],
+            returning=[User.external_id, User.id],
+            flag_inserted=postgres,
+        )
+        ids = {external_id: user_id for external_id, user_id, *_ in returned}
+        if postgres:
+            return ids, sum(1 for *_, inserted in returned if inserted)
+        return ids, len(rows) - len(known)
 
     def _profiles(self, rows: list[_Row], ids: dict[str, int], now: datetime) -> None:
         upsert(
@@ -270,16 +290,16 @@ class _Writer:
             ],
             conflict=[UserProfile.user],
             updates=[(f, excluded(f)) for f in self.profile_updates],
+            update_when=changes(self.profile_updates),
         )
 
     def _states(self, rows: list[_Row], ids: dict[str, int], now: datetime) -> None:
         """New members start active; a known one's last activity only ever moves forward (the
-        engagement run may have seen a later one than the product's export)."""
+        engagement run may have seen a later one than the product's export). A row whose activity
+        does not move is not written; one that moves has its version bumped, so an engagement
+        decision taken on the earlier activity does not apply."""
         last = EngagementState.last_activity_at
-        later = (
-            f"CASE WHEN {excluded(last)} > {current(last)} THEN {excluded(last)} "
-            f"ELSE {current(last)} END"
-        )
+        version = EngagementState.version
         upsert(
             EngagementState,
             [
@@ -287,7 +307,7 @@ class _Writer:
                 EngagementState.state,
                 last,
                 EngagementState.updated_at,
-                EngagementState.version,
+                version,
             ],
             [
                 [ids[row.external_id], ACTIVE, row.values["last_activity_at"], now, 0]
@@ -296,9 +316,11 @@ class _Writer:
             ],
             conflict=[EngagementState.user],
             updates=[
-                (last, later),
+                (last, excluded(last)),
                 (EngagementState.updated_at, excluded(EngagementState.updated_at)),
+                (version, f"{current(version)} + 1"),
             ],
+            update_when=f"{current(last)} IS NULL OR {excluded(last)} > {current(last)}",
         )
 
 
@@ -316,7 +338,21 @@ def import_users(account_id: int, path: str | Path, chunk: int | None = None) ->
         raise InvalidInput(f"{path.name} is empty (a header row is needed)")
     names = _header(first[1])
     report = UsersImportReport(account_id=account_id)
-    writer = _Writer(account_id, names, report)
+    writer = _Pipeline(_Writer(account_id, names, report))
+    try:
+        _read(rows, names, chunk, report, writer)
+    finally:
+        writer.close()
+    return report
+
+
+def _read(
+    rows: Iterator[tuple[int, list[str]]],
+    names: list[str],
+    chunk: int,
+    report: UsersImportReport,
+    writer: _Pipeline,
+) -> None:
     seen: dict[str, int] = {}
     pending: list[_Row] = []
     try:
@@ -339,7 +375,40 @@ def import_users(account_id: int, path: str | Path, chunk: int | None = None) ->
     except InvalidInput as exc:
         kept = f"from line {pending[0].line} on" if pending else "after it"
         report.stopped = f"{exc}; nothing imported {kept}"
-        return report
+        return
     if pending:
         writer.write(pending)
-    return report
+
+
+class _Pipeline:
+    """Writes each chunk in a thread of its own while the next one is read and checked.
+
+    The driver gives up the GIL while the database works, so reading the file no longer waits
+    for it: on PostgreSQL the server's share was about half of a 100,000-row import. One chunk
+    is written at a time, in order, and a failed write is raised at the next hand-over, so the
+    chunks before it stay committed and none after it is written.
+    """
+
+    def __init__(self, writer: _Writer) -> None:
+        self._writer = writer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="users-import")
+        self._in_flight: Future[None] | None = None
+
+    def write(self, rows: list[_Row]) -> None:
+        self.wait()
+        self._in_flight = self._pool.submit(self._write, rows)
+
+    def wait(self) -> None:
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def _write(self, rows: list[_Row]) -> None:
+        with database.connection_context():
+            self._writer.write(rows)

@@ -4,7 +4,7 @@ databases."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -198,3 +198,52 @@ def test_an_unknown_account_or_a_missing_file_is_refused(account, tmp_path):
     missing = str(tmp_path / "nope.csv")
     assert_refused(outreach("users", "import", "--account", str(account.id), missing), "nope.csv")
     assert User.select().count() == 0
+
+
+def test_a_member_the_file_does_not_change_is_not_written_and_a_later_activity_bumps_its_version(
+    account, tmp_path, clock
+):
+    # Given a member imported once
+    path = write_csv(tmp_path, HEADER, "u-1,Alice,,,,,,fr,,2026-02-20T10:00:00Z")
+    assert outreach("users", "import", "--account", str(account.id), str(path)).exit_code == 0
+    state = EngagementState.get()
+    written = (state.updated_at, state.version)
+    # When the same file is imported a day later
+    clock.advance(timedelta(days=1))
+    again = outreach("users", "import", "--account", str(account.id), str(path), "--json")
+    # Then the member counts as updated but the state row is untouched
+    assert json.loads(again.stdout)["updated"] == 1
+    state = EngagementState.get()
+    assert (state.updated_at, state.version) == written
+    # When a file with a later activity comes
+    path.write_text(path.read_text().replace("2026-02-20", "2026-03-01"), encoding="utf-8")
+    assert outreach("users", "import", "--account", str(account.id), str(path)).exit_code == 0
+    # Then the activity moves forward and the version is bumped (a decision taken on the
+    # earlier activity no longer applies)
+    state = EngagementState.get()
+    assert state.last_activity_at == datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+    assert (state.updated_at, state.version) == (clock.now(), written[1] + 1)
+
+
+def test_a_chunk_whose_write_fails_keeps_the_chunks_before_and_none_after(
+    account, tmp_path, monkeypatch
+):
+    # Given chunks of two rows, and a database that refuses the second chunk's profiles
+    monkeypatch.setattr(users_import, "IMPORT_CHUNK", 2)
+    path = write_csv(tmp_path, "external_id,name", *(f"u-{n},Member {n}" for n in range(1, 8)))
+    real = users_import._Writer._profiles
+    calls = []
+
+    def refuse_the_second(self, rows, ids, now):
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise RuntimeError("the database went away")
+        real(self, rows, ids, now)
+
+    monkeypatch.setattr(users_import._Writer, "_profiles", refuse_the_second)
+    # When it is imported, the error reaches the caller
+    with pytest.raises(RuntimeError, match="went away"):
+        users_import.import_users(account.id, path)
+    # Then the first chunk is in, the failed one is rolled back whole, none after it is written
+    assert sorted(members()) == ["u-1", "u-2"]
+    assert calls == [2, 2]

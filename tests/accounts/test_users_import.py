@@ -247,3 +247,15 @@ def test_a_chunk_whose_write_fails_keeps_the_chunks_before_and_none_after(
     # Then the first chunk is in, the failed one is rolled back whole, none after it is written
     assert sorted(members()) == ["u-1", "u-2"]
     assert calls == [2, 2]
+
+
+def test_a_file_of_known_and_new_members_counts_each_once(account, tmp_path):
+    # Given one member already imported
+    first = write_csv(tmp_path, "external_id,name", "u-1,Alice", name="a.csv")
+    assert outreach("users", "import", "--account", str(account.id), str(first)).exit_code == 0
+    # When a file with that member and two new ones is imported
+    both = write_csv(tmp_path, "external_id,name", "u-2,Bob", "u-1,Alice", "u-3,Carol")
+    result = outreach("users", "import", "--account", str(account.id), str(both), "--json")
+    # Then the report tells the known one from the new ones
+    report = json.loads(result.stdout)
+    assert (report["created"], report["updated"]) == (2, 1)

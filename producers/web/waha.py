@@ -1,18 +1,21 @@
 """`POST /inbound/waha`: WAHA's webhook, verified over the raw body, stored once, enqueued.
 
+Events are stored in batches (producers.web.inbound_writer): a request is answered once its
+event is committed, with the others that came in while the batch before it was written.
+
 The route exists only when a webhook key is configured: an unsigned endpoint is never open.
 """
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from producers.web.inbound_writer import InboundWriter
 from storage import clock
-from storage.db import database
 from storage.errors import InvalidInput
+from storage.models.consent import WAHA
 from worker.inbound import events
 from worker.inbound.signature import BadSignature, verify
 from worker.logging import get_logger
@@ -43,25 +46,13 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-def _store_and_enqueue(body: bytes) -> int | None:
-    from worker.actors.inbound import handle_inbound_event
-
-    with database.connection_context():
-        event_id = events.record_waha(body)
-    if event_id is not None:
-        try:
-            handle_inbound_event.send(event_id)
-        except Exception as exc:
-            # Stored is what matters: the relay enqueues what is still waiting.
-            log.error("inbound.enqueue_failed", event_id=event_id, error=str(exc))
-    return event_id
-
-
 def _refuse(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
 def route(key: str) -> Route:
+    writer = InboundWriter(WAHA)
+
     async def waha_event(request: Request) -> JSONResponse:
         try:
             body = await read_body(request)
@@ -81,9 +72,9 @@ def route(key: str) -> Route:
             log.warning("inbound.refused", reason=str(exc))
             return _refuse(401, str(exc))
         try:
-            event_id = await run_in_threadpool(_store_and_enqueue, body)
+            identity, payload = events.parse_waha(body)
         except InvalidInput as exc:
             return _refuse(400, str(exc))
-        return JSONResponse({"stored": event_id is not None})
+        return JSONResponse({"stored": await writer.store(identity, payload)})
 
     return Route(PATH, waha_event, methods=["POST"])

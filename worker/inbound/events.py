@@ -6,6 +6,7 @@ Only the event's row id travels through Redis; what the person wrote stays in th
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,8 @@ RELAY_PAGE = 1000
 # The kinds of WAHA event this project acts on; any other is stored and ignored.
 WAHA_MESSAGE = "message"
 WAHA_ACK = "message.ack"
+# The longest provider id kept (the column's size).
+EXTERNAL_ID_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -56,32 +59,54 @@ def waha_identity(event: Any) -> Identity:
 
 def record(provider: str, identity: Identity, payload: str) -> int | None:
     """Store the event once; its new id, or None when it was stored already."""
+    return record_many(provider, [(identity, payload)]).get(identity.external_id[:EXTERNAL_ID_MAX])
+
+
+def record_many(provider: str, events: Sequence[tuple[Identity, str]]) -> dict[str, int]:
+    """Store each event once, in one statement; the new ids by external id.
+
+    An event stored before, or twice in `events`, is not in the answer (the first of twins
+    is). On PostgreSQL and SQLite alike, `ON CONFLICT DO NOTHING` skips a row whose key is
+    already there, written by an earlier statement or earlier in this one.
+    """
+    if not events:
+        return {}
     param = database.obj.param
     table = InboundEvent._meta.table_name
-    cursor = database.execute_sql(
-        f'INSERT INTO "{table}" (provider, external_id, kind, payload, received_at, status) '
-        f"VALUES ({param}, {param}, {param}, {param}, {param}, {param}) "
-        "ON CONFLICT (provider, external_id) DO NOTHING RETURNING id",
-        (
+    received_at = InboundEvent.received_at.db_value(clock.now())
+    values: list[Any] = []
+    for identity, payload in events:
+        values += (
             provider,
-            identity.external_id[:255],
+            identity.external_id[:EXTERNAL_ID_MAX],
             identity.kind[:32],
             payload,
-            InboundEvent.received_at.db_value(clock.now()),
+            received_at,
             RECEIVED,
-        ),
+        )
+    row = f"({', '.join([param] * 6)})"
+    cursor = database.execute_sql(
+        f'INSERT INTO "{table}" (provider, external_id, kind, payload, received_at, status) '
+        f"VALUES {', '.join([row] * len(events))} "
+        "ON CONFLICT (provider, external_id) DO NOTHING RETURNING id, external_id",
+        values,
     )
-    row = cursor.fetchone()
-    return int(row[0]) if row else None
+    return {str(external_id): int(event_id) for event_id, external_id in cursor.fetchall()}
 
 
-def record_waha(body: bytes) -> int | None:
-    """Parse and store a WAHA webhook body; InvalidInput for one that is not JSON or no event."""
+def parse_waha(body: bytes) -> tuple[Identity, str]:
+    """A WAHA webhook body's identity and text; InvalidInput for one not JSON or no event."""
     try:
         event = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"body is not JSON: {exc}") from None
-    return record(WAHA, waha_identity(event), body.decode("utf-8"))
+    return waha_identity(event), body.decode("utf-8")
+
+
+def record_waha(body: bytes) -> int | None:
+    """Parse and store a WAHA webhook body; InvalidInput for one that is not JSON or no event."""
+    identity, payload = parse_waha(body)
+    return record(WAHA, identity, payload)
 
 
 def stale_ids(limit: int = RELAY_PAGE) -> list[int]:

@@ -1,0 +1,109 @@
+"""Group commit for inbound events: the requests of a few milliseconds stored in one statement.
+
+A request is answered only once its event is committed (WAHA retries anything else), but a
+commit and a Redis round trip are paid once per batch, not once per request. One batch is
+written at a time: the requests that come in meanwhile wait for the next one, so batches grow
+with the load and a lone request is written at once, with no timer to wait for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from starlette.concurrency import run_in_threadpool
+
+from storage.db import database
+from worker.inbound import events
+from worker.inbound.events import Identity
+from worker.logging import get_logger
+
+log = get_logger("outreach.web")
+
+# Events per statement: a few hundred rows keep one INSERT well within SQLite's 32,766
+# parameters (six a row) and a commit short.
+MAX_BATCH = 500
+
+
+@dataclass
+class _Waiting:
+    identity: Identity
+    payload: str
+    answer: asyncio.Future[bool] = field(repr=False)
+
+
+def store_and_enqueue(provider: str, batch: Sequence[tuple[Identity, str]]) -> dict[str, int]:
+    """Store the batch in one transaction, then enqueue what was new in one round trip.
+
+    Returns the new ids by external id. Stored is what matters: should the enqueue fail, the
+    relay enqueues those events again later (worker.inbound.relay).
+    """
+    from worker.actors.inbound import handle_inbound_event
+    from worker.enqueue import enqueue_calls
+
+    with database.connection_context(), database.atomic():
+        stored = events.record_many(provider, batch)
+    if stored:
+        try:
+            enqueue_calls(handle_inbound_event, [(event_id,) for event_id in stored.values()])
+        except Exception as exc:
+            log.error("inbound.enqueue_failed", events=len(stored), error=str(exc))
+    return stored
+
+
+class InboundWriter:
+    """Collects verified events from the requests of one process and writes them in batches."""
+
+    def __init__(
+        self,
+        provider: str,
+        write: Callable[[str, Sequence[tuple[Identity, str]]], dict[str, int]] = store_and_enqueue,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self.provider = provider
+        self._write = write
+        self._max_batch = max_batch
+        self._waiting: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def store(self, identity: Identity, payload: str) -> bool:
+        """Whether the event was new; returns once it is committed (raises if the write failed)."""
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(identity, payload, answer))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all())
+        return await answer
+
+    async def _write_all(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                await self._write_batch(batch)
+        finally:
+            self._writer = None
+
+    async def _write_batch(self, batch: list[_Waiting]) -> None:
+        # A retry of an event can arrive while its first copy waits: the first one is written.
+        firsts: dict[str, _Waiting] = {}
+        for item in batch:
+            firsts.setdefault(item.identity.external_id[: events.EXTERNAL_ID_MAX], item)
+        try:
+            stored = await run_in_threadpool(
+                self._write,
+                self.provider,
+                [(item.identity, item.payload) for item in firsts.values()],
+            )
+        except Exception as exc:
+            log.error("inbound.store_failed", events=len(batch), error=str(exc))
+            for item in batch:
+                if not item.answer.done():
+                    item.answer.set_exception(exc)
+            return
+        for external_id, item in firsts.items():
+            if not item.answer.done():
+                item.answer.set_result(external_id in stored)
+        for item in batch:
+            if not item.answer.done():
+                item.answer.set_result(False)

@@ -1,0 +1,123 @@
+"""Inbound events stored in batches: one statement for the requests of a few milliseconds, each
+event still stored once, each request answered only once its event is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from producers.web.inbound_writer import InboundWriter, store_and_enqueue
+from storage.db import database
+from storage.models.consent import RECEIVED, WAHA, InboundEvent
+from worker.inbound.events import Identity, parse_waha, record, record_many
+
+from . import waha
+
+
+def _event(n: int) -> tuple[Identity, str]:
+    return parse_waha(waha.message(waha.MEMBER_JID, f"hello {n}", message_id=f"false_{n}"))
+
+
+def test_a_batch_is_stored_once_per_event_in_one_statement(db):
+    # Given an event stored before, and a batch holding it, two new events and a twin of one
+    first, second, third = _event(1), _event(2), _event(3)
+    earlier = record(WAHA, *first)
+    # When the batch is stored
+    stored = record_many(WAHA, [first, second, third, second])
+    # Then only the two new events are stored, once each, and their ids are given back
+    rows = {row.external_id: row for row in InboundEvent.select()}
+    assert len(rows) == 3
+    assert stored == {
+        second[0].external_id: rows[second[0].external_id].id,
+        third[0].external_id: rows[third[0].external_id].id,
+    }
+    assert rows[first[0].external_id].id == earlier
+    assert {row.status for row in rows.values()} == {RECEIVED}
+    assert record_many(WAHA, []) == {}
+
+
+def _run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_concurrent_requests_share_batches_and_each_event_is_new_once(db, stub_broker):
+    # Given a writer on the real store, and 120 requests at once: 100 events, 20 of them twice
+    batches: list[int] = []
+
+    def counting_store(provider: str, batch: Sequence[tuple[Identity, str]]) -> dict[str, int]:
+        batches.append(len(batch))
+        return store_and_enqueue(provider, batch)
+
+    writer = InboundWriter(WAHA, counting_store)
+    events = [_event(n) for n in range(100)] + [_event(n) for n in range(20)]
+
+    async def post_all() -> list[bool]:
+        return list(await asyncio.gather(*(writer.store(*event) for event in events)))
+
+    # When every request waits for its answer
+    answers = _run(post_all())
+    # Then each of the 100 events was new exactly once, and its twin was told it was known
+    assert sum(answers) == 100
+    assert answers[100:] == [False] * 20
+    assert InboundEvent.select().count() == 100
+    # And the requests were written in far fewer statements than requests
+    assert sum(batches) == 100
+    assert len(batches) < 10
+    # And every stored event was handed to the worker once
+    assert stub_broker.queues["inbound"].qsize() == 100
+
+
+def test_a_failed_write_fails_every_request_of_its_batch_and_the_next_batch_is_written(db):
+    # Given a store that fails once (the database went away)
+    calls = 0
+
+    def flaky_store(provider: str, batch: Sequence[tuple[Identity, str]]) -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("database went away")
+        with database.connection_context():
+            return record_many(provider, batch)
+
+    writer = InboundWriter(WAHA, flaky_store)
+
+    async def post(events: list[tuple[Identity, str]]) -> list[bool | BaseException]:
+        return list(
+            await asyncio.gather(*(writer.store(*event) for event in events), return_exceptions=True)
+        )
+
+    # When three requests share the failed batch
+    failed = _run(post([_event(n) for n in range(3)]))
+    # Then each of them fails (WAHA will post it again), and nothing is stored
+    assert all(isinstance(answer, ConnectionError) for answer in failed)
+    assert InboundEvent.select().count() == 0
+    # And when WAHA posts them again, they are stored
+    assert _run(post([_event(n) for n in range(3)])) == [True, True, True]
+    assert InboundEvent.select().count() == 3
+
+
+@pytest.mark.parametrize("max_batch", [1, 7])
+def test_no_batch_is_larger_than_its_limit(sqlite_db, max_batch):
+    # Given a writer whose batches hold at most `max_batch` events
+    sizes: list[int] = []
+    lock = threading.Lock()
+
+    def store(provider: str, batch: Sequence[tuple[Identity, str]]) -> dict[str, int]:
+        with lock:
+            sizes.append(len(batch))
+        with database.connection_context():
+            return record_many(provider, batch)
+
+    writer = InboundWriter(WAHA, store, max_batch=max_batch)
+
+    async def post_all() -> list[bool]:
+        return list(await asyncio.gather(*(writer.store(*_event(n)) for n in range(30))))
+
+    # When 30 requests come at once
+    assert _run(post_all()) == [True] * 30
+    # Then every event was written, in batches no larger than the limit
+    assert sum(sizes) == 30
+    assert max(sizes) <= max_batch

@@ -119,3 +119,42 @@ def make_member_with(account: Account, jid: str, now) -> int:
         updated_at=now,
     )
     return int(user.id)
+
+
+def test_a_burst_of_events_and_their_retries_is_stored_and_handled_once_each(
+    live_services, tmp_path
+):
+    # Given 40 members we wrote to
+    now = clock.now()
+    account = Account.create(name="Acme", created_at=now)
+    jids = [f"336{n:08d}@c.us" for n in range(40)]
+    for n, jid in enumerate(jids):
+        make_member_with(account, jid, now)
+        sent_row(account.id, jid, f"greeting-{n}", now)
+    # And a message from each, and a second copy of every fourth (WAHA's retries)
+    bodies = [
+        waha.message(jid, "hello again", message_id=f"false_burst_{n}")
+        for n, jid in enumerate(jids)
+    ]
+    posts = bodies + bodies[::4]
+    env = {**live_services, "WAHA_WEBHOOK_KEY": waha.KEY, "OUTREACH_FORCE_LOG_CHANNEL": "true"}
+    with (
+        web_process(env, tmp_path / "web.log") as base,
+        worker_process(env, tmp_path / "worker.log"),
+    ):
+        # When they are all posted at once, 25 at a time
+        with ThreadPoolExecutor(25) as pool:
+            answers = list(
+                pool.map(lambda body: _post(base, body, waha.headers(body, at_ms=_now_ms())), posts)
+            )
+        # Then every post is answered 200, and exactly one copy of each event was new
+        assert [a.status_code for a in answers] == [200] * len(posts)
+        assert sum(a.json()["stored"] for a in answers) == len(bodies)
+
+        def all_handled() -> bool:
+            events = list(InboundEvent.select())
+            return len(events) == len(bodies) and all(e.status == HANDLED for e in events)
+
+        wait_until(all_handled, timeout=60, what="the worker to handle every event")
+    # And each event is stored once
+    assert InboundEvent.select().count() == len(bodies)

@@ -86,7 +86,9 @@ def test_a_failed_write_fails_every_request_of_its_batch_and_the_next_batch_is_w
 
     async def post(events: list[tuple[Identity, str]]) -> list[bool | BaseException]:
         return list(
-            await asyncio.gather(*(writer.store(*event) for event in events), return_exceptions=True)
+            await asyncio.gather(
+                *(writer.store(*event) for event in events), return_exceptions=True
+            )
         )
 
     # When three requests share the failed batch

@@ -75,6 +75,11 @@ def route(key: str) -> Route:
             identity, payload = events.parse_waha(body)
         except InvalidInput as exc:
             return _refuse(400, str(exc))
-        return JSONResponse({"stored": await writer.store(identity, payload)})
+        try:
+            stored = await writer.store(identity, payload)
+        except Exception:
+            # Logged by the writer; WAHA posts again what was not answered 2xx.
+            return _refuse(503, "not stored, try again")
+        return JSONResponse({"stored": stored})
 
     return Route(PATH, waha_event, methods=["POST"])

@@ -123,3 +123,35 @@ def test_no_batch_is_larger_than_its_limit(sqlite_db, max_batch):
     # Then every event was written, in batches no larger than the limit
     assert sum(sizes) == 30
     assert max(sizes) <= max_batch
+
+
+def test_a_request_whose_batch_could_not_be_written_is_answered_503_and_stored_on_its_retry(
+    sqlite_db, stub_broker
+):
+    import httpx
+
+    from producers.web.app import create_app
+    from storage.settings import Settings
+
+    # Given the web app with a webhook key, and a database whose inbound table is gone
+    app = create_app(Settings(waha_webhook_key=waha.KEY))
+    body = waha.message(waha.MEMBER_JID, "STOP", message_id="false_503")
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://web") as client:
+            return await client.post("/inbound/waha", content=body, headers=waha.headers(body))
+
+    database.execute_sql('ALTER TABLE "inbound_event" RENAME TO "inbound_event_away"')
+    # When WAHA posts an event
+    refused = _run(post())
+    # Then it is told to try again, and nothing was enqueued
+    assert refused.status_code == 503
+    assert refused.json() == {"error": "not stored, try again"}
+    assert stub_broker.queues.get("inbound") is None or stub_broker.queues["inbound"].empty()
+    # And when the database is back and WAHA posts it again, it is stored and enqueued once
+    database.execute_sql('ALTER TABLE "inbound_event_away" RENAME TO "inbound_event"')
+    accepted = _run(post())
+    assert (accepted.status_code, accepted.json()) == (200, {"stored": True})
+    assert InboundEvent.select().count() == 1
+    assert stub_broker.queues["inbound"].qsize() == 1

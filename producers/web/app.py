@@ -33,17 +33,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     from producers.web.security import session_middleware
     from worker.broker import is_embedded
 
-    routes: list[BaseRoute] = [
-        *health.routes,
-        *unsubscribe.routes,
-        metrics.route(),
-        *api.routes(),
-    ]
-    secret_key(settings)  # says so in the log now when the development key signs the links
+    routes: list[BaseRoute] = []
+    # The webhook first: routes are matched in order, and it takes by far the most requests.
     if settings.waha_webhook_key:
         routes.append(waha.route(settings.waha_webhook_key))
     else:
         log.warning("web.waha_off", reason="WAHA_WEBHOOK_KEY is not set")
+    routes += [*health.routes, *unsubscribe.routes, metrics.route(), *api.routes()]
+    secret_key(settings)  # says so in the log now when the development key signs the links
     routes.extend(console.routes())
 
     @asynccontextmanager

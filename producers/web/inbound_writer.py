@@ -1,9 +1,10 @@
 """Group commit for inbound events: the requests of a few milliseconds stored in one statement.
 
 A request is answered only once its event is committed (WAHA retries anything else), but a
-commit and a Redis round trip are paid once per batch, not once per request. One batch is
-written at a time: the requests that come in meanwhile wait for the next one, so batches grow
-with the load and a lone request is written at once, with no timer to wait for.
+commit and a Redis round trip are paid once per batch, not once per request. A few batches
+are written at a time: the requests that come in while every writer is busy wait for the next
+free one, which takes them all, so batches grow with the load and a lone request is written at
+once, with no timer to wait for.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ log = get_logger("outreach.web")
 # Events per statement: a few hundred rows keep one INSERT well within SQLite's 32,766
 # parameters (six a row) and a commit short.
 MAX_BATCH = 500
+# Batches written at once: a second writer fills the round trips' waits of the first.
+MAX_WRITERS = 2
 
 
 @dataclass
@@ -60,19 +63,26 @@ class InboundWriter:
         provider: str,
         write: Callable[[str, Sequence[tuple[Identity, str]]], dict[str, int]] = store_and_enqueue,
         max_batch: int = MAX_BATCH,
+        max_writers: int = MAX_WRITERS,
     ) -> None:
         self.provider = provider
         self._write = write
         self._max_batch = max_batch
+        self._max_writers = max_writers
         self._waiting: list[_Waiting] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers = 0
+        # The running writers' tasks, kept from the garbage collector.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def store(self, identity: Identity, payload: str) -> bool:
         """Whether the event was new; returns once it is committed (raises if the write failed)."""
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(identity, payload, answer))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_all())
+        if self._writers < self._max_writers:
+            self._writers += 1
+            task = asyncio.create_task(self._write_all())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await answer
 
     async def _write_all(self) -> None:
@@ -82,7 +92,9 @@ class InboundWriter:
                 del self._waiting[: self._max_batch]
                 await self._write_batch(batch)
         finally:
-            self._writer = None
+            # No await since the last look at the waiting list: a request added after it saw
+            # this writer still counted, and started one of its own only if there was room.
+            self._writers -= 1
 
     async def _write_batch(self, batch: list[_Waiting]) -> None:
         # A retry of an event can arrive while its first copy waits: the first one is written.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -155,3 +156,41 @@ def test_a_request_whose_batch_could_not_be_written_is_answered_503_and_stored_o
     assert (accepted.status_code, accepted.json()) == (200, {"stored": True})
     assert InboundEvent.select().count() == 1
     assert stub_broker.queues["inbound"].qsize() == 1
+
+
+@pytest.mark.parametrize("max_writers", [1, 2])
+def test_no_more_batches_are_written_at_once_than_the_writers_allowed(sqlite_db, max_writers):
+    # Given a store that takes a while, and counts the batches being written at once
+    in_flight = 0
+    most = 0
+    lock = threading.Lock()
+
+    def slow_store(provider: str, batch: Sequence[tuple[Identity, str]]) -> dict[str, int]:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        try:
+            time.sleep(0.02)
+            with database.connection_context():
+                return record_many(provider, batch)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    writer = InboundWriter(WAHA, slow_store, max_batch=4, max_writers=max_writers)
+
+    async def post_in_waves() -> list[bool]:
+        answers: list[bool] = []
+        for wave in range(5):
+            first = wave * 10
+            answers += await asyncio.gather(
+                *(writer.store(*_event(n)) for n in range(first, first + 10))
+            )
+        return answers
+
+    # When requests come in waves, more than one batch's worth at a time
+    assert _run(post_in_waves()) == [True] * 50
+    # Then every event is stored, and never more than the allowed batches were written at once
+    assert InboundEvent.select().count() == 50
+    assert most == max_writers

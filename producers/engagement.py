@@ -9,6 +9,7 @@ in one transition and one goodbye (see :mod:`worker.engagement.process`).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -95,10 +96,14 @@ def run_daily(fire_time: datetime) -> dict[str, Any]:
     fire_time = as_utc(fire_time)
     enqueued: dict[str, int] = {check.name: 0 for check in CHECKS}
     opted_out = 0
-    with database.connection_context():
+    # A page is enqueued in a thread of its own while the next one is read: the database's
+    # round trip and Redis's overlap. One page at a time is in flight, so memory stays flat, and
+    # a failed enqueue stops the sweep at the next page.
+    with database.connection_context(), ThreadPoolExecutor(1) as enqueuer:
         run = runs.start_run(fire_time)
+        in_flight: Future[None] | None = None
         for check in CHECKS:
-            for page in due_users(check, fire_time):
+            for page in due_users(check, fire_time, PAGE_SIZE):
                 to_enqueue = [user_id for user_id, out in page if not out]
                 skipped = [user_id for user_id, out in page if out]
                 if skipped:
@@ -107,8 +112,12 @@ def run_daily(fire_time: datetime) -> dict[str, Any]:
                     # run that meets it suppresses the user's addresses: consent wins.
                     suppress_users(skipped, OPTED_OUT_CAUSE)
                 if to_enqueue:
-                    _enqueue(run.id, to_enqueue, check)
+                    if in_flight is not None:
+                        in_flight.result()
+                    in_flight = enqueuer.submit(_enqueue, run.id, to_enqueue, check)
                     enqueued[check.name] += len(to_enqueue)
+        if in_flight is not None:
+            in_flight.result()
         total = sum(enqueued.values())
         log.info(
             "engagement.run.enqueued",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dramatiq
+import pytest
 
 from producers.engagement import due_users, run_daily
 from storage.models.engagement import GOODBYE_SENT
@@ -86,3 +87,52 @@ def test_bulk_enqueue_on_real_redis_is_what_a_worker_reads(redis_broker):
     ids = client.lrange(f"{redis_broker.namespace}:engagement", 0, -1)
     bodies = client.hmget(f"{redis_broker.namespace}:engagement.msgs", ids)
     assert sorted(dramatiq.Message.decode(b).args[1] for b in bodies) == [0, 1, 2]
+
+
+def test_a_sweep_over_many_pages_enqueues_every_due_user_once(
+    make_user, clock, stub_broker, monkeypatch
+):
+    import producers.engagement as sweep
+
+    # Given nine inactive users, read three at a time (a page is enqueued while the next is read)
+    monkeypatch.setattr(sweep, "PAGE_SIZE", 3)
+    due = [make_user(inactive_for=timedelta(days=14 + i % 2)) for i in range(9)]
+    # When the daily run sweeps them
+    started = run_daily(clock.now())
+    # Then each one has exactly one message
+    decoded = [dramatiq.Message.decode(raw) for raw in stub_broker.queues["engagement"].queue]
+    users = [m.args[1] for m in decoded if m.actor_name == "process_engagement_user"]
+    assert sorted(users) == sorted(due)
+    assert started["enqueued"] == 9
+
+
+def test_an_enqueue_that_fails_stops_the_sweep_before_the_run_is_closed(
+    make_user, clock, stub_broker, monkeypatch
+):
+    import producers.engagement as sweep
+    from storage.models.engagement import EngagementRun
+
+    # Given nine inactive users read three at a time, and a broker that fails on the second page
+    monkeypatch.setattr(sweep, "PAGE_SIZE", 3)
+    for i in range(9):
+        make_user(inactive_for=timedelta(days=14 + i))
+    enqueue = sweep._enqueue
+    pages = 0
+
+    def failing_enqueue(*args):
+        nonlocal pages
+        pages += 1
+        if pages == 2:
+            raise ConnectionError("Redis went away")
+        enqueue(*args)
+
+    monkeypatch.setattr(sweep, "_enqueue", failing_enqueue)
+    # When the daily run sweeps them
+    with pytest.raises(ConnectionError):
+        run_daily(clock.now())
+    # Then the run's sweep is not closed (the run is not counted as complete), and no page
+    # after the failed one was enqueued
+    run = EngagementRun.get()
+    assert run.sweep_finished_at is None
+    decoded = [dramatiq.Message.decode(raw) for raw in stub_broker.queues["engagement"].queue]
+    assert [m.actor_name for m in decoded] == ["process_engagement_user"] * 3

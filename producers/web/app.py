@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 import dramatiq
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from producers.embedded import EMBEDDED_WORKER_THREADS
@@ -33,13 +34,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
     from producers.web.security import session_middleware
     from worker.broker import is_embedded
 
-    routes: list[BaseRoute] = []
-    # The webhook first: routes are matched in order, and it takes by far the most requests.
+    routes: list[BaseRoute] = [
+        *health.routes,
+        *unsubscribe.routes,
+        metrics.route(),
+        *api.routes(),
+    ]
+    middleware = [session_middleware(settings)]
     if settings.waha_webhook_key:
-        routes.append(waha.route(settings.waha_webhook_key))
+        webhook = waha.route(settings.waha_webhook_key)
+        routes.append(webhook)
+        # Before the session's middleware: the webhook's requests skip it and the route walk.
+        middleware.insert(0, Middleware(waha.WebhookFirst, webhook=webhook))
     else:
         log.warning("web.waha_off", reason="WAHA_WEBHOOK_KEY is not set")
-    routes += [*health.routes, *unsubscribe.routes, metrics.route(), *api.routes()]
     secret_key(settings)  # says so in the log now when the development key signs the links
     routes.extend(console.routes())
 
@@ -56,4 +64,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if worker is not None:
                 worker.stop()
 
-    return Starlette(routes=routes, middleware=[session_middleware(settings)], lifespan=lifespan)
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

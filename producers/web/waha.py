@@ -11,6 +11,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from producers.web.inbound_writer import InboundWriter
 from storage import clock
@@ -83,3 +84,23 @@ def route(key: str) -> Route:
         return JSONResponse({"stored": stored})
 
     return Route(PATH, waha_event, methods=["POST"])
+
+
+class WebhookFirst:
+    """ASGI middleware: the webhook's POSTs go straight to its route (anything else goes the
+    usual way, to the router's answers).
+
+    The busiest path by far needs none of what the console's requests go through (the session
+    cookie, the exception pages, a walk through every route): placed first among the app's
+    middleware, this hands them to the route itself.
+    """
+
+    def __init__(self, app: ASGIApp, webhook: Route) -> None:
+        self.app = app
+        self.webhook = webhook
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST":
+            await self.webhook.handle(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

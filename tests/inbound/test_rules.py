@@ -106,3 +106,28 @@ def test_without_a_webhook_key_the_waha_route_does_not_exist():
             return (await client.post("/inbound/waha", content=b"{}")).status_code
 
     assert asyncio.run(post()) == 404
+
+
+def test_the_webhook_answers_past_the_console_middleware_and_only_to_post(sqlite_db):
+    from producers.web.app import create_app
+
+    app = create_app(Settings(waha_webhook_key=waha.KEY))
+    body = waha.message(waha.MEMBER_JID, "hello")
+
+    async def requests() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://web") as client:
+            return (
+                await client.post("/inbound/waha", content=body, headers=waha.headers(body)),
+                await client.get("/inbound/waha"),
+                await client.get("/console/login"),
+            )
+
+    posted, got, login = asyncio.run(requests())
+    # The webhook stores the event, sets no session cookie, and refuses other methods
+    assert (posted.status_code, posted.json()) == (200, {"stored": True})
+    assert "set-cookie" not in posted.headers
+    assert got.status_code == 405
+    # And the console's pages still go through the session middleware
+    assert login.status_code == 200
+    assert "set-cookie" in login.headers

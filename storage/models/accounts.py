@@ -49,4 +49,8 @@ class User(BaseModel):
     class Meta:
         # "user" is a reserved word in PostgreSQL.
         table_name = "app_user"
-        indexes = ((("account", "external_id"), True),)
+        indexes = (
+            (("account", "external_id"), True),
+            # Who wrote to us: a member found by the number a reply came from.
+            (("account", "phone"), False),
+        )

@@ -45,6 +45,8 @@ class UserProfile(BaseModel):
 
     class Meta:
         table_name = "user_profile"
+        # Who wrote to us: a member found by the WhatsApp id a reply came from.
+        indexes = ((("whatsapp_jid",), False),)
 
 
 class EngagementState(BaseModel):

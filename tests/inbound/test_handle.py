@@ -165,3 +165,30 @@ def test_a_message_in_a_group_speaks_for_its_author_never_for_the_group(conversa
     deliver(json.dumps(body).encode())
     # Then the person is suppressed, and the group is not
     assert [s.address for s in Suppression.select()] == ["33612345678"]
+
+
+@pytest.mark.parametrize("stored_as", ["33612345678", "+33612345678", "0033612345678"])
+def test_a_member_is_found_by_phone_in_any_usual_form_within_the_account_only(db, clock, stored_as):
+    from storage.models import Account, User
+    from worker.inbound.conversations import member
+
+    # Given a user of another account with the same number, then our member by phone, then a
+    # second member of ours whose WhatsApp id is that number
+    other = Account.create(name="Rival", created_at=clock.now())
+    User.create(account=other, name="Not ours", phone="+33612345678", created_at=clock.now())
+    ours = Account.create(name="Acme", created_at=clock.now())
+    by_phone = User.create(account=ours, name="Ana", phone=stored_as, created_at=clock.now())
+    UserProfile.create(user=by_phone, locale="pt-BR", created_at=clock.now())
+    by_jid = User.create(account=ours, name="Bea", created_at=clock.now())
+    UserProfile.create(
+        user=by_jid, locale="fr", whatsapp_jid=waha.MEMBER_JID, created_at=clock.now()
+    )
+    # When a reply comes from that number
+    found = member(ours.id, "33612345678")
+    # Then the member is ours, the first one made, with the locale of their profile
+    assert found is not None
+    assert (found.user_id, found.locale) == (by_phone.id, "pt-BR")
+    # And without the phone member, the WhatsApp id finds the other
+    by_phone.delete_instance(recursive=True)
+    assert member(ours.id, "33612345678") == type(found)(by_jid.id, "fr")
+    assert member(ours.id, "33699999999") is None

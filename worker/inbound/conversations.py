@@ -50,19 +50,27 @@ def _stored_forms(address: str) -> list[str]:
 
 
 def member(account_id: int, address: str) -> Member | None:
+    """The account's member with that number as phone or WhatsApp id (the first made, if two).
+
+    One statement of two indexed lookups (`app_user (account_id, phone)`, `user_profile
+    (whatsapp_jid)`): an `OR` across the join would read every user of the database.
+    """
     forms = _stored_forms(address)
-    row = (
+    by_phone = (
         User.select(User.id, UserProfile.locale)
         .join(UserProfile, on=(UserProfile.user == User.id), join_type=JOIN.LEFT_OUTER)
-        .where(
-            (User.account == account_id)
-            & (User.phone.in_(forms) | UserProfile.whatsapp_jid.in_(forms))
-        )
-        .order_by(User.id)
-        .dicts()
-        .first()
+        .where((User.account == account_id) & User.phone.in_(forms))
     )
-    return Member(int(row["id"]), row["locale"]) if row else None
+    by_whatsapp = (
+        User.select(User.id, UserProfile.locale)
+        .join(UserProfile, on=(UserProfile.user == User.id))
+        .where((User.account == account_id) & UserProfile.whatsapp_jid.in_(forms))
+    )
+    rows = list((by_phone | by_whatsapp).dicts())
+    if not rows:
+        return None
+    first = min(rows, key=lambda row: int(row["id"]))
+    return Member(int(first["id"]), first["locale"])
 
 
 def stop_member(found: Member) -> None:

@@ -3,7 +3,10 @@
 - ``outreach_outbox_open_messages{status,channel}``: queued, sending and unknown rows (outbox
   index status, channel);
 - ``outreach_outbox_finished_today{status,channel}``: sent, failed and suppressed since 00:00
-  UTC (outbox status, finished_at, channel): today's sends per channel are ``status="sent"``;
+  UTC (outbox status, finished_at, channel, sender): today's sends per channel are
+  ``status="sent"``;
+- ``outreach_sender_finished_today{sender,status}``: the same rows (the same query) by sender;
+- ``outreach_sender_paused{sender}``: 1 for each sender paused now (the sender table, small);
 - ``outreach_campaigns{status}``: grouped count (campaign status, next_batch_at);
 - ``outreach_campaign_recipients{campaign,status}``: running and paused campaigns' recipients
   (recipient campaign, status, contact);
@@ -32,6 +35,7 @@ from prometheus_client.registry import Collector
 from storage import clock
 from storage.db import database
 from worker.logging import get_logger
+from worker.senders import default_sender
 
 log = get_logger("outreach.metrics")
 
@@ -64,15 +68,45 @@ def outbox_families(now: datetime) -> Iterator[Metric]:
         "Outbox rows finished since 00:00 UTC: sent, failed or suppressed, by channel.",
         labels=["status", "channel"],
     )
+    per_sender = GaugeMetricFamily(
+        "outreach_sender_finished_today",
+        "Outbox rows finished since 00:00 UTC by the sender they went out from, by status.",
+        labels=["sender", "status"],
+    )
     midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
     query = (
-        Outbox.select(Outbox.status, Outbox.channel, COUNT_ROWS)
+        Outbox.select(Outbox.status, Outbox.channel, Outbox.sender, COUNT_ROWS)
         .where(Outbox.status.in_([SENT, FAILED, SUPPRESSED]) & (Outbox.finished_at >= midnight))
-        .group_by(Outbox.status, Outbox.channel)
+        .group_by(Outbox.status, Outbox.channel, Outbox.sender)
     )
-    for status, channel, count in query.tuples().iterator():
-        finished.add_metric([str(status), str(channel)], int(count))
+    by_channel: dict[tuple[str, str], int] = {}
+    by_sender: dict[tuple[str, str], int] = {}
+    for status, channel, sender, count in query.tuples().iterator():
+        by_channel[(str(status), str(channel))] = by_channel.get((str(status), str(channel)), 0)
+        by_channel[(str(status), str(channel))] += int(count)
+        # A row of no sender (queued before senders existed) went out from its channel's default.
+        name = str(sender) if sender is not None else default_sender(str(channel))
+        by_sender[(name, str(status))] = by_sender.get((name, str(status)), 0) + int(count)
+    for labels, count in by_channel.items():
+        finished.add_metric(list(labels), count)
+    for labels, count in by_sender.items():
+        per_sender.add_metric(list(labels), count)
     yield finished
+    yield per_sender
+
+
+def sender_families(now: datetime) -> Iterator[Metric]:
+    """Every sender's pause: 1 while a provider's signal or an operator holds it."""
+    from storage.models.senders import Sender
+
+    paused = GaugeMetricFamily(
+        "outreach_sender_paused",
+        "1 while the sender is paused (WAHA 463, HTTP 429, `outreach sender pause`), else 0.",
+        labels=["sender"],
+    )
+    for name, until in Sender.select(Sender.name, Sender.paused_until).tuples().iterator():
+        paused.add_metric([str(name)], 1 if until is not None and until > now else 0)
+    yield paused
 
 
 def campaign_families(now: datetime) -> Iterator[Metric]:
@@ -245,6 +279,7 @@ def scheduler_families(now: datetime) -> Iterator[Metric]:
 
 FAMILIES: dict[str, Family] = {
     "outbox": outbox_families,
+    "senders": sender_families,
     "campaigns": campaign_families,
     "campaign_progress": campaign_progress_families,
     "hunt_pacing": hunt_pacing_families,

@@ -44,23 +44,41 @@ Family = Callable[[datetime], Iterable[Metric]]
 COUNT_ROWS = fn.COUNT(SQL("*"))
 
 
+def open_outbox_query() -> Any:
+    """Open rows of any age by status and channel (outbox index status, channel)."""
+    from storage.models.outbox import QUEUED, SENDING, UNKNOWN
+    from storage.models.outbox import OutboxMessage as Outbox
+
+    return (
+        Outbox.select(Outbox.status, Outbox.channel, COUNT_ROWS)
+        .where(Outbox.status.in_([QUEUED, SENDING, UNKNOWN]))
+        .group_by(Outbox.status, Outbox.channel)
+    )
+
+
+def finished_outbox_query(now: datetime) -> Any:
+    """Rows finished since 00:00 UTC by status, channel and sender (outbox index status,
+    finished_at, channel, sender)."""
+    from storage.models.outbox import FAILED, SENT, SUPPRESSED
+    from storage.models.outbox import OutboxMessage as Outbox
+
+    midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+    return (
+        Outbox.select(Outbox.status, Outbox.channel, Outbox.sender, COUNT_ROWS)
+        .where(Outbox.status.in_([SENT, FAILED, SUPPRESSED]) & (Outbox.finished_at >= midnight))
+        .group_by(Outbox.status, Outbox.channel, Outbox.sender)
+    )
+
+
 def outbox_families(now: datetime) -> Iterator[Metric]:
     """Open rows of any age; finished rows of today only, so the queries stay the size of the
     work in flight and of one day, not of the outbox's whole history."""
-    from storage.models.outbox import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, UNKNOWN
-    from storage.models.outbox import OutboxMessage as Outbox
-
     open_rows = GaugeMetricFamily(
         "outreach_outbox_open_messages",
         "Outbox rows waiting to be sent, being sent, or unknown (an operator decides).",
         labels=["status", "channel"],
     )
-    query = (
-        Outbox.select(Outbox.status, Outbox.channel, COUNT_ROWS)
-        .where(Outbox.status.in_([QUEUED, SENDING, UNKNOWN]))
-        .group_by(Outbox.status, Outbox.channel)
-    )
-    for status, channel, count in query.tuples().iterator():
+    for status, channel, count in open_outbox_query().tuples().iterator():
         open_rows.add_metric([str(status), str(channel)], int(count))
     yield open_rows
     finished = GaugeMetricFamily(
@@ -73,15 +91,9 @@ def outbox_families(now: datetime) -> Iterator[Metric]:
         "Outbox rows finished since 00:00 UTC by the sender they went out from, by status.",
         labels=["sender", "status"],
     )
-    midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
-    query = (
-        Outbox.select(Outbox.status, Outbox.channel, Outbox.sender, COUNT_ROWS)
-        .where(Outbox.status.in_([SENT, FAILED, SUPPRESSED]) & (Outbox.finished_at >= midnight))
-        .group_by(Outbox.status, Outbox.channel, Outbox.sender)
-    )
     by_channel: dict[tuple[str, str], int] = {}
     by_sender: dict[tuple[str, str], int] = {}
-    for status, channel, sender, count in query.tuples().iterator():
+    for status, channel, sender, count in finished_outbox_query(now).tuples().iterator():
         by_channel[(str(status), str(channel))] = by_channel.get((str(status), str(channel)), 0)
         by_channel[(str(status), str(channel))] += int(count)
         # A row of no sender (queued before senders existed) went out from its channel's default.

@@ -84,10 +84,10 @@ def day_start(account: Account, now: datetime) -> datetime:
 # --- overview ----------------------------------------------------------------------------------
 
 
-def outbox_today(account_id: int, since: datetime) -> tuple[dict[str, int], dict[str, int]]:
-    """This account's outbox by status (rows still open, of any age, and rows finished since
-    `since`) and its sends since then by kind: one statement, two ranges of the outbox index
-    ``account_id, status, finished_at, source, sender`` read from the index alone."""
+def outbox_query(account_id: int, since: datetime) -> Any:
+    """This account's outbox rows still open (of any age) and finished since `since`, counted
+    by status and source: one statement, two ranges of the outbox index ``account_id, status,
+    finished_at, source, sender`` read from the index alone."""
     open_rows = (
         OutboxMessage.select(OutboxMessage.status, OutboxMessage.source, COUNT_ROWS)
         .where((OutboxMessage.account_id == account_id) & OutboxMessage.status.in_(OPEN_STATUSES))
@@ -102,21 +102,27 @@ def outbox_today(account_id: int, since: datetime) -> tuple[dict[str, int], dict
         )
         .group_by(OutboxMessage.status, OutboxMessage.source)
     )
+    return open_rows.union_all(finished_rows)
+
+
+def outbox_today(account_id: int, since: datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """This account's outbox by status (open rows, and rows finished since `since`) and its
+    sends since then by kind."""
     by_status = dict.fromkeys(STATUSES, 0)
     sends: dict[str, int] = {}
-    for status, source, count in _rows(open_rows.union_all(finished_rows)):
+    for status, source, count in _rows(outbox_query(account_id, since)):
         by_status[str(status)] += int(count)
         if status == OUTBOX_SENT:
             sends[str(source)] = sends.get(str(source), 0) + int(count)
     return by_status, sends
 
 
-def paused_senders(account_id: int, now: datetime) -> list[dict[str, Any]]:
+def paused_senders_query(account_id: int, now: datetime) -> Any:
     """Senders paused now that this account uses: its own (``sender.account_id``), and any
     other holding its messages waiting to go (a channel's default sender, say), each with how
     many of them wait. One statement; the waiting rows are read from the outbox index."""
     waiting = OutboxMessage.alias("waiting")
-    query = (
+    return (
         Sender.select(
             Sender.name,
             Sender.channel,
@@ -140,6 +146,9 @@ def paused_senders(account_id: int, now: datetime) -> list[dict[str, Any]]:
         .group_by(Sender.id, Sender.name, Sender.channel, Sender.paused_until, Sender.pause_reason)
         .order_by(Sender.paused_until, Sender.name)
     )
+
+
+def paused_senders(account_id: int, now: datetime) -> list[dict[str, Any]]:
     return [
         {
             "name": name,
@@ -148,7 +157,7 @@ def paused_senders(account_id: int, now: datetime) -> list[dict[str, Any]]:
             "reason": reason,
             "waiting": int(count),
         }
-        for name, channel, until, reason, count in _rows(query)
+        for name, channel, until, reason, count in _rows(paused_senders_query(account_id, now))
     ]
 
 

@@ -143,7 +143,7 @@ def seed(campaigns: int, outbox: int, accounts: int) -> dict[str, int]:
         "THEN (ARRAY['queued', 'sending', 'unknown'])[1 + (g / %(open)s) %% 3] "
         "WHEN g %% 53 = 1 THEN 'failed' WHEN g %% 97 = 2 THEN 'suppressed' ELSE 'sent' END AS st, "
         "%(now)s - ((g / 11) %% %(days)s) * interval '1 day' "
-        "- (g * 7919 %% 86400) * interval '1 second' AS at "
+        "- (g::bigint * 7919 %% 86400) * interval '1 second' AS at "
         "FROM generate_series(1, %(rows)s) g) s",
         {"accounts": accounts, "open": OPEN_EVERY, "now": now, "days": OUTBOX_DAYS, "rows": outbox},
     )

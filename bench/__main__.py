@@ -32,7 +32,7 @@ from bench.common import REPORT_FILE_VARIABLE, ROOT, load_average
 # Columns of the table when standard error is not a terminal.
 TABLE_WIDTH = 150
 # The order the benches run in; any other bench of the package runs after these, by name.
-ORDER = ("bare", "campaigns", "engagement", "hunts")
+ORDER = ("bare", "campaigns", "engagement", "hunts", "console")
 
 
 def benches() -> dict[str, ModuleType]:

@@ -3,10 +3,13 @@
 - ``outreach_outbox_open_messages{status,channel}``: queued, sending and unknown rows (outbox
   index status, channel);
 - ``outreach_outbox_finished_today{status,channel}``: sent, failed and suppressed since 00:00
-  UTC (outbox status, finished_at, channel): today's sends per channel are ``status="sent"``;
+  UTC (outbox status, finished_at, channel, sender): today's sends per channel are
+  ``status="sent"``;
+- ``outreach_sender_finished_today{sender,status}``: the same rows (the same query) by sender;
+- ``outreach_sender_paused{sender}``: 1 for each sender paused now (the sender table, small);
 - ``outreach_campaigns{status}``: grouped count (campaign status, next_batch_at);
 - ``outreach_campaign_recipients{campaign,status}``: running and paused campaigns' recipients
-  (recipient campaign, status, contact);
+  (recipient campaign, status, contact; on PostgreSQL one index range per campaign);
 - ``outreach_hunt_pacing_used{hunt}`` and ``_limit``: active hunts and today's counter (hunt
   status, auto_refresh; pacing hunt, day, channel);
 - ``outreach_engagement_run_outcomes{check,outcome}``: the latest run's outcomes (outcome run,
@@ -32,6 +35,7 @@ from prometheus_client.registry import Collector
 from storage import clock
 from storage.db import database
 from worker.logging import get_logger
+from worker.senders import default_sender
 
 log = get_logger("outreach.metrics")
 
@@ -40,23 +44,41 @@ Family = Callable[[datetime], Iterable[Metric]]
 COUNT_ROWS = fn.COUNT(SQL("*"))
 
 
+def open_outbox_query() -> Any:
+    """Open rows of any age by status and channel (outbox index status, channel)."""
+    from storage.models.outbox import QUEUED, SENDING, UNKNOWN
+    from storage.models.outbox import OutboxMessage as Outbox
+
+    return (
+        Outbox.select(Outbox.status, Outbox.channel, COUNT_ROWS)
+        .where(Outbox.status.in_([QUEUED, SENDING, UNKNOWN]))
+        .group_by(Outbox.status, Outbox.channel)
+    )
+
+
+def finished_outbox_query(now: datetime) -> Any:
+    """Rows finished since 00:00 UTC by status, channel and sender (outbox index status,
+    finished_at, channel, sender)."""
+    from storage.models.outbox import FAILED, SENT, SUPPRESSED
+    from storage.models.outbox import OutboxMessage as Outbox
+
+    midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+    return (
+        Outbox.select(Outbox.status, Outbox.channel, Outbox.sender, COUNT_ROWS)
+        .where(Outbox.status.in_([SENT, FAILED, SUPPRESSED]) & (Outbox.finished_at >= midnight))
+        .group_by(Outbox.status, Outbox.channel, Outbox.sender)
+    )
+
+
 def outbox_families(now: datetime) -> Iterator[Metric]:
     """Open rows of any age; finished rows of today only, so the queries stay the size of the
     work in flight and of one day, not of the outbox's whole history."""
-    from storage.models.outbox import FAILED, QUEUED, SENDING, SENT, SUPPRESSED, UNKNOWN
-    from storage.models.outbox import OutboxMessage as Outbox
-
     open_rows = GaugeMetricFamily(
         "outreach_outbox_open_messages",
         "Outbox rows waiting to be sent, being sent, or unknown (an operator decides).",
         labels=["status", "channel"],
     )
-    query = (
-        Outbox.select(Outbox.status, Outbox.channel, COUNT_ROWS)
-        .where(Outbox.status.in_([QUEUED, SENDING, UNKNOWN]))
-        .group_by(Outbox.status, Outbox.channel)
-    )
-    for status, channel, count in query.tuples().iterator():
+    for status, channel, count in open_outbox_query().tuples().iterator():
         open_rows.add_metric([str(status), str(channel)], int(count))
     yield open_rows
     finished = GaugeMetricFamily(
@@ -64,15 +86,39 @@ def outbox_families(now: datetime) -> Iterator[Metric]:
         "Outbox rows finished since 00:00 UTC: sent, failed or suppressed, by channel.",
         labels=["status", "channel"],
     )
-    midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
-    query = (
-        Outbox.select(Outbox.status, Outbox.channel, COUNT_ROWS)
-        .where(Outbox.status.in_([SENT, FAILED, SUPPRESSED]) & (Outbox.finished_at >= midnight))
-        .group_by(Outbox.status, Outbox.channel)
+    per_sender = GaugeMetricFamily(
+        "outreach_sender_finished_today",
+        "Outbox rows finished since 00:00 UTC by the sender they went out from, by status.",
+        labels=["sender", "status"],
     )
-    for status, channel, count in query.tuples().iterator():
-        finished.add_metric([str(status), str(channel)], int(count))
+    by_channel: dict[tuple[str, str], int] = {}
+    by_sender: dict[tuple[str, str], int] = {}
+    for status, channel, sender, count in finished_outbox_query(now).tuples().iterator():
+        by_channel[(str(status), str(channel))] = by_channel.get((str(status), str(channel)), 0)
+        by_channel[(str(status), str(channel))] += int(count)
+        # A row of no sender (queued before senders existed) went out from its channel's default.
+        name = str(sender) if sender is not None else default_sender(str(channel))
+        by_sender[(name, str(status))] = by_sender.get((name, str(status)), 0) + int(count)
+    for labels, count in by_channel.items():
+        finished.add_metric(list(labels), count)
+    for labels, count in by_sender.items():
+        per_sender.add_metric(list(labels), count)
     yield finished
+    yield per_sender
+
+
+def sender_families(now: datetime) -> Iterator[Metric]:
+    """Every sender's pause: 1 while a provider's signal or an operator holds it."""
+    from storage.models.senders import Sender
+
+    paused = GaugeMetricFamily(
+        "outreach_sender_paused",
+        "1 while the sender is paused (WAHA 463, HTTP 429, `outreach sender pause`), else 0.",
+        labels=["sender"],
+    )
+    for name, until in Sender.select(Sender.name, Sender.paused_until).tuples().iterator():
+        paused.add_metric([str(name)], 1 if until is not None and until > now else 0)
+    yield paused
 
 
 def campaign_families(now: datetime) -> Iterator[Metric]:
@@ -85,21 +131,39 @@ def campaign_families(now: datetime) -> Iterator[Metric]:
     yield family
 
 
-def campaign_progress_families(now: datetime) -> Iterator[Metric]:
+# PostgreSQL: each running or paused campaign's recipients counted on their own, from the
+# index (campaign_id, status, contact_id), rather than a hash join over every recipient (a
+# quarter of the time with 1,000 campaigns and 333,000 recipients). SQLite has no LATERAL.
+CAMPAIGN_PROGRESS_SQL = (
+    "SELECT c.id, r.status, r.n FROM campaign AS c CROSS JOIN LATERAL "
+    "(SELECT status, COUNT(*) AS n FROM campaign_recipient WHERE campaign_id = c.id "
+    "GROUP BY status) AS r WHERE c.status IN (%s, %s)"
+)
+
+
+def campaign_progress_rows() -> list[tuple[Any, ...]]:
+    """(campaign id, recipient status, count) of every running or paused campaign."""
+    from storage.db import is_postgres
     from storage.models.campaigns import PAUSED, RUNNING, Campaign, CampaignRecipient
 
-    family = GaugeMetricFamily(
-        "outreach_campaign_recipients",
-        "Recipients of running and paused campaigns, by status (progress).",
-        labels=["campaign", "status"],
-    )
+    if is_postgres():
+        return list(database.execute_sql(CAMPAIGN_PROGRESS_SQL, (RUNNING, PAUSED)).fetchall())
     query = (
         CampaignRecipient.select(CampaignRecipient.campaign, CampaignRecipient.status, COUNT_ROWS)
         .join(Campaign, on=(CampaignRecipient.campaign == Campaign.id))
         .where(Campaign.status.in_([RUNNING, PAUSED]))
         .group_by(CampaignRecipient.campaign, CampaignRecipient.status)
     )
-    for campaign_id, status, count in query.tuples().iterator():
+    return cast(list[tuple[Any, ...]], list(query.tuples()))
+
+
+def campaign_progress_families(now: datetime) -> Iterator[Metric]:
+    family = GaugeMetricFamily(
+        "outreach_campaign_recipients",
+        "Recipients of running and paused campaigns, by status (progress).",
+        labels=["campaign", "status"],
+    )
+    for campaign_id, status, count in campaign_progress_rows():
         family.add_metric([str(campaign_id), str(status)], int(count))
     yield family
 
@@ -245,6 +309,7 @@ def scheduler_families(now: datetime) -> Iterator[Metric]:
 
 FAMILIES: dict[str, Family] = {
     "outbox": outbox_families,
+    "senders": sender_families,
     "campaigns": campaign_families,
     "campaign_progress": campaign_progress_families,
     "hunt_pacing": hunt_pacing_families,

@@ -1,7 +1,8 @@
 """What the console's pages show, read for one account only: the account is in every query.
 
 A row of another account is never loaded and then hidden: it is not found, and the page is a
-404. Each panel is one grouped query (or a few), whatever the number of rows behind it.
+404. Each panel is one grouped query (a few on the pages other than the overview), whatever the
+number of rows behind it; the indexes that serve the overview's are in docs/speed.md.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import dramatiq
-from peewee import fn
+from peewee import JOIN, SQL, fn
 
 from producers.dlq import DeadMessage, list_dead, redis_broker
 from producers.scheduler.schedules import load_schedules
@@ -39,8 +40,17 @@ from storage.models.hunts import (
     HuntPacing,
     Lead,
 )
+from storage.models.outbox import (
+    FAILED,
+    SENDING,
+    STATUSES,
+    SUPPRESSED,
+    UNKNOWN,
+    OutboxMessage,
+)
+from storage.models.outbox import QUEUED as OUTBOX_QUEUED
 from storage.models.outbox import SENT as OUTBOX_SENT
-from storage.models.outbox import STATUSES, UNKNOWN, OutboxMessage
+from storage.models.senders import Sender
 from storage.settings import get_settings
 from worker.campaigns.lifecycle import ALLOWED_FROM, DUE_STATUSES, Move
 from worker.hunts.pacing import local_day
@@ -50,6 +60,13 @@ CAMPAIGNS_SHOWN = 200
 RUNS_SHOWN = 20
 UNKNOWN_SHOWN = 100
 ERRORS_SHOWN = 20
+# Outbox rows still to be decided (shown whatever their age) and rows finished (shown for today).
+OPEN_STATUSES = (OUTBOX_QUEUED, SENDING, UNKNOWN)
+FINISHED_STATUSES = (OUTBOX_SENT, FAILED, SUPPRESSED)
+# Outbox rows that wait on their sender: a pause holds them.
+WAITING_STATUSES = (OUTBOX_QUEUED, SENDING)
+# COUNT(*), not COUNT(id): PostgreSQL then counts from the index alone (an index-only scan).
+COUNT_ROWS = fn.COUNT(SQL("*"))
 
 
 def _rows(query: Any) -> list[tuple[Any, ...]]:
@@ -67,28 +84,86 @@ def day_start(account: Account, now: datetime) -> datetime:
 # --- overview ----------------------------------------------------------------------------------
 
 
+def outbox_query(account_id: int, since: datetime) -> Any:
+    """This account's outbox rows still open (of any age) and finished since `since`, counted
+    by status and source: one statement, two ranges of the outbox index ``account_id, status,
+    finished_at, source, sender`` read from the index alone."""
+    open_rows = (
+        OutboxMessage.select(OutboxMessage.status, OutboxMessage.source, COUNT_ROWS)
+        .where((OutboxMessage.account_id == account_id) & OutboxMessage.status.in_(OPEN_STATUSES))
+        .group_by(OutboxMessage.status, OutboxMessage.source)
+    )
+    finished_rows = (
+        OutboxMessage.select(OutboxMessage.status, OutboxMessage.source, COUNT_ROWS)
+        .where(
+            (OutboxMessage.account_id == account_id)
+            & OutboxMessage.status.in_(FINISHED_STATUSES)
+            & (OutboxMessage.finished_at >= since)
+        )
+        .group_by(OutboxMessage.status, OutboxMessage.source)
+    )
+    return open_rows.union_all(finished_rows)
+
+
+def outbox_today(account_id: int, since: datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """This account's outbox by status (open rows, and rows finished since `since`) and its
+    sends since then by kind."""
+    by_status = dict.fromkeys(STATUSES, 0)
+    sends: dict[str, int] = {}
+    for status, source, count in _rows(outbox_query(account_id, since)):
+        by_status[str(status)] += int(count)
+        if status == OUTBOX_SENT:
+            sends[str(source)] = sends.get(str(source), 0) + int(count)
+    return by_status, sends
+
+
+def paused_senders_query(account_id: int, now: datetime) -> Any:
+    """Senders paused now that this account uses: its own (``sender.account_id``), and any
+    other holding its messages waiting to go (a channel's default sender, say), each with how
+    many of them wait. One statement; the waiting rows are read from the outbox index."""
+    waiting = OutboxMessage.alias("waiting")
+    return (
+        Sender.select(
+            Sender.name,
+            Sender.channel,
+            Sender.paused_until,
+            Sender.pause_reason,
+            fn.COUNT(waiting.sender).alias("waiting"),
+        )
+        .join(
+            waiting,
+            JOIN.LEFT_OUTER,
+            on=(
+                (waiting.sender == Sender.name)
+                & (waiting.account_id == account_id)
+                & waiting.status.in_(WAITING_STATUSES)
+            ),
+        )
+        .where(
+            (Sender.paused_until > now)
+            & ((Sender.account_id == account_id) | waiting.sender.is_null(False))
+        )
+        .group_by(Sender.id, Sender.name, Sender.channel, Sender.paused_until, Sender.pause_reason)
+        .order_by(Sender.paused_until, Sender.name)
+    )
+
+
+def paused_senders(account_id: int, now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "channel": channel,
+            "paused_until": Sender.paused_until.python_value(until),
+            "reason": reason,
+            "waiting": int(count),
+        }
+        for name, channel, until, reason, count in _rows(paused_senders_query(account_id, now))
+    ]
+
+
 def overview(account: Account, now: datetime) -> dict[str, Any]:
     since = day_start(account, now)
-    outbox = dict.fromkeys(STATUSES, 0)
-    rows = _rows(
-        OutboxMessage.select(OutboxMessage.status, fn.COUNT(OutboxMessage.id))
-        .where((OutboxMessage.account_id == account.id) & (OutboxMessage.created_at >= since))
-        .group_by(OutboxMessage.status)
-    )
-    for status, count in rows:
-        outbox[str(status)] = int(count)
-    sends = {
-        str(source): int(count)
-        for source, count in _rows(
-            OutboxMessage.select(OutboxMessage.source, fn.COUNT(OutboxMessage.id))
-            .where(
-                (OutboxMessage.account_id == account.id)
-                & (OutboxMessage.status == OUTBOX_SENT)
-                & (OutboxMessage.finished_at >= since)
-            )
-            .group_by(OutboxMessage.source)
-        )
-    }
+    outbox, sends = outbox_today(account.id, since)
     schedules = schedules_status(load_schedules(get_settings()), now)
     return {
         "since": since,
@@ -96,6 +171,7 @@ def overview(account: Account, now: datetime) -> dict[str, Any]:
         "queues": queue_depths(dramatiq.get_broker()),
         "outbox": outbox,
         "sends": sends,
+        "senders": paused_senders(account.id, now),
         "schedules": schedules,
     }
 

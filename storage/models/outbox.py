@@ -64,7 +64,11 @@ class OutboxMessage(BaseModel):
             (("address", "id"), False),
             # An ack names the provider's id of our message.
             (("provider_message_id",), False),
-            # `/metrics`: rows by status and channel, and today's sends, from the index alone.
+            # `/metrics`: rows by status and channel, and today's sends by channel and sender,
+            # from the index alone.
             (("status", "channel"), False),
-            (("status", "finished_at", "channel"), False),
+            (("status", "finished_at", "channel", "sender"), False),
+            # The console's overview: one account's outbox today, and its rows waiting on a
+            # sender (migration 0013).
+            (("account_id", "status", "finished_at", "source", "sender"), False),
         )

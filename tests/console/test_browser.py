@@ -1,12 +1,14 @@
 """The console in a real headless Chromium (Debian's chromium and chromium-driver, via Selenium)
 against the real `outreach web` process, with the Procfile's worker, on PostgreSQL and Redis.
 
-Screenshots of each step are saved in the test's tmp directory. A missing browser fails the
-test: a green run must mean the pages were really seen.
+Screenshots of each step are kept as the run's artefacts, in `test-artefacts/console-browser/`
+(or under `OUTREACH_TEST_ARTEFACTS`), replaced by each run. A missing browser fails the test: a
+green run must mean the pages were really seen.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,16 +18,28 @@ import pytest
 
 from storage import clock
 from storage.db import database
-from storage.models import Campaign
+from storage.models import Campaign, Sender
 from tests.conftest import T0
 from tests.console.conftest import PASSWORD, make_tenant
 from tests.console.test_review import bury
-from tests.processes import wait_until, web_process, worker_process
+from tests.processes import ROOT, wait_until, web_process, worker_process
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.process]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Where the screenshots are kept after the run (a CI job uploads this directory).
+ARTEFACTS = Path(os.environ.get("OUTREACH_TEST_ARTEFACTS", ROOT / "test-artefacts"))
+
+
+@pytest.fixture
+def shots() -> Path:
+    """This test's screenshot directory, emptied of an earlier run's."""
+    folder = ARTEFACTS / "console-browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    return folder
 
 
 @pytest.fixture
@@ -65,6 +79,17 @@ def done_count(driver) -> int:
     return int(driver.find_element("id", "done").text)
 
 
+def shows(driver, element_id: str, text: str) -> bool:
+    """Whether the page now loaded shows `text` in that element (the page a form's submit
+    leads to may not have replaced the one it was sent from yet)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    try:
+        return driver.find_element("id", element_id).text == text
+    except (NoSuchElementException, StaleElementReferenceException):
+        return False
+
+
 def tick_and_submit(driver, form_id: str) -> None:
     form = driver.find_element("id", form_id)
     form.find_element("name", "confirm").click()
@@ -72,14 +97,19 @@ def tick_and_submit(driver, form_id: str) -> None:
 
 
 def test_an_operator_follows_a_campaign_pauses_it_and_requeues_a_dead_letter(
-    live_services, web, browser, tmp_path
+    live_services, web, browser, tmp_path, shots
 ):
     redis_broker = dramatiq.get_broker()
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
     with database.connection_context():
         tenant = make_tenant("Acme", contacts=6)
         other = make_tenant("Globex", contacts=1)
+        # Each account's WhatsApp sender, paused by a WAHA 463
+        for who in (tenant, other):
+            Sender.create(
+                name=f"whatsapp:{who.account.name.lower()}", channel="whatsapp",
+                account_id=who.account.id, paused_until=clock.now() + timedelta(hours=3),
+                pause_reason="WAHA 463", created_at=clock.now(),
+            )  # fmt: skip
     campaign_id = tenant.campaign.id
     # A delivery of this campaign's account that died, and one of another account's campaign
     dead = bury(redis_broker, "run_campaign_batch", "campaign", campaign_id, 99)
@@ -92,6 +122,10 @@ def test_an_operator_follows_a_campaign_pauses_it_and_requeues_a_dead_letter(
         browser.find_element("id", "password").send_keys(PASSWORD)
         browser.find_element("id", "login").click()
         assert "Overview" in browser.find_element("tag name", "h1").text
+        # The overview shows their paused sender and why, not the other account's
+        paused = browser.find_element("id", "senders-paused").text
+        assert "whatsapp:acme" in paused and "WAHA 463" in paused
+        assert "whatsapp:globex" not in paused
         browser.save_screenshot(str(shots / "1-overview.png"))
 
         # When they open the campaign and run its batch now, the worker sends it: the
@@ -122,7 +156,7 @@ def test_an_operator_follows_a_campaign_pauses_it_and_requeues_a_dead_letter(
         browser.get(f"{web}/console/campaigns/{campaign_id}")
         tick_and_submit(browser, "form-pause")
         # Then the page and the database say paused
-        assert browser.find_element("id", "status").text == "paused"
+        wait_until(lambda: shows(browser, "status", "paused"), timeout=30, what="the paused page")
         with database.connection_context():
             assert Campaign.get_by_id(campaign_id).status == "paused"
         browser.save_screenshot(str(shots / "4-paused.png"))

@@ -16,6 +16,7 @@ from storage.models import (
     HuntPacing,
     Lead,
     OutboxMessage,
+    Sender,
 )
 from tests.console.conftest import Tenant
 from worker.hunts.pacing import local_day
@@ -30,13 +31,27 @@ PAGES = [
 
 
 def outbox(
-    tenant: Tenant, key: str, status: str, source: str, age: timedelta = timedelta()
+    tenant: Tenant,
+    key: str,
+    status: str,
+    source: str,
+    age: timedelta = timedelta(),
+    sender: str | None = None,
 ) -> None:
     at = clock.now() - age
     OutboxMessage.create(
         idempotency_key=key, channel="log", recipient="x@example.com", body="hi", source=source,
-        status=status, account_id=tenant.account.id, created_at=at,
-        finished_at=at if status == "sent" else None,
+        status=status, account_id=tenant.account.id, created_at=at, sender=sender,
+        finished_at=at if status in ("sent", "failed", "suppressed") else None,
+    )  # fmt: skip
+
+
+def sender(name: str, account: Account | None = None, paused_for: timedelta | None = None) -> None:
+    until = clock.now() + paused_for if paused_for is not None else None
+    Sender.create(
+        name=name, channel=name.partition(":")[0], account_id=account.id if account else None,
+        paused_until=until, pause_reason=f"{name} held" if until else None,
+        created_at=clock.now(),
     )  # fmt: skip
 
 
@@ -62,18 +77,63 @@ def hunt(tenant: Tenant, name: str, contacted: int, limit: int) -> Hunt:
     return made
 
 
-def test_the_overview_counts_this_accounts_outbox_of_today_only(tenants, clock):
+def test_the_overview_counts_this_accounts_open_rows_and_rows_finished_today(tenants, clock):
+    # Given rows of account A finished today, one finished two days ago, one still queued from
+    # two days ago, and a row of account B
     a, b = tenants
     outbox(a, "a1", "sent", "campaign")
     outbox(a, "a2", "sent", "hunt")
     outbox(a, "a3", "failed", "campaign")
     outbox(a, "a-old", "sent", "campaign", age=timedelta(days=2))
+    outbox(a, "a-waiting", "queued", "campaign", age=timedelta(days=2))
     outbox(b, "b1", "sent", "campaign")
+    # When A's operator reads the overview
     data = panels.overview(Account.get_by_id(a.account.id), clock.now())
-    assert data["outbox"]["sent"] == 2
-    assert data["outbox"]["failed"] == 1
+    # Then it counts A's rows finished today and its open row, whatever its age
+    assert data["outbox"] == {
+        "queued": 1, "sending": 0, "sent": 2, "failed": 1, "unknown": 0, "suppressed": 0,
+    }  # fmt: skip
     assert data["sends"] == {"campaign": 1, "hunt": 1}
     assert {s["name"] for s in data["schedules"]} >= {"engagement", "hunts", "campaigns"}
+
+
+def test_the_overview_shows_the_paused_senders_this_account_uses_only(tenants, clock):
+    # Given A's own sender paused, a shared default sender paused with A's rows waiting on it,
+    # B's own sender paused, a shared sender paused holding only B's rows, and A's other sender
+    # whose pause has ended
+    a, b = tenants
+    sender("whatsapp:acme", a.account, paused_for=timedelta(hours=2))
+    sender("whatsapp:default", paused_for=timedelta(hours=1))
+    sender("whatsapp:globex", b.account, paused_for=timedelta(hours=3))
+    sender("email:shared", paused_for=timedelta(hours=4))
+    sender("email:acme", a.account, paused_for=timedelta(hours=-1))
+    outbox(a, "a-wait-1", "queued", "campaign", sender="whatsapp:default")
+    outbox(a, "a-wait-2", "sending", "hunt", sender="whatsapp:default")
+    outbox(a, "a-done", "sent", "hunt", sender="email:shared")
+    outbox(b, "b-wait", "queued", "campaign", sender="whatsapp:default")
+    outbox(b, "b-wait-2", "queued", "campaign", sender="email:shared")
+    # When A's operator reads the overview
+    data = panels.overview(Account.get_by_id(a.account.id), clock.now())
+    # Then A sees the shared sender holding its two rows (not B's), and its own paused sender,
+    # soonest to end first; nothing of B's
+    assert [(s["name"], s["waiting"], s["reason"]) for s in data["senders"]] == [
+        ("whatsapp:default", 2, "whatsapp:default held"),
+        ("whatsapp:acme", 0, "whatsapp:acme held"),
+    ]
+    assert data["senders"][0]["paused_until"] == clock.now() + timedelta(hours=1)
+
+
+def test_the_overview_page_names_the_paused_sender_and_why(tenants, console, clock):
+    # Given A's own sender paused by a WAHA 463
+    a, b = tenants
+    sender("whatsapp:acme", a.account, paused_for=timedelta(hours=2))
+    sender("whatsapp:globex", b.account, paused_for=timedelta(hours=2))
+    # When A's operator opens the overview
+    console.login(a.email)
+    page = console.get("/console/").text
+    # Then the panel names it and its reason, and not B's
+    assert "whatsapp:acme held" in page
+    assert "whatsapp:globex" not in page
 
 
 def test_hunts_show_todays_contacts_credits_and_leads_of_this_account(tenants, clock):

@@ -18,8 +18,10 @@ from storage.models import (
     EngagementRun,
     HuntPacing,
     OutboxMessage,
+    Sender,
 )
 from storage.settings import Settings
+from worker.senders import default_sender
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
 
@@ -36,8 +38,11 @@ def scrape(client) -> Samples:
     return samples
 
 
-def outbox_row(n: int, status: str, channel: str, finished_at: datetime | None) -> dict[str, Any]:
+def outbox_row(
+    n: int, status: str, channel: str, finished_at: datetime | None, sender: str | None = None
+) -> dict[str, Any]:
     return {
+        "sender": sender,
         "idempotency_key": f"metrics-{n}",
         "channel": channel,
         "recipient": f"+3360000{n:04d}",
@@ -51,16 +56,31 @@ def outbox_row(n: int, status: str, channel: str, finished_at: datetime | None) 
 def given_some_of_everything(clock, owner, other_owner, make_campaign, make_hunt) -> None:
     today, yesterday = clock.now() - timedelta(hours=1), clock.now() - timedelta(days=1)
     rows = [
-        *[("sent", "whatsapp", today)] * 3,
-        ("sent", "whatsapp", yesterday),
-        *[("sent", "email", today)] * 2,
-        ("queued", "email", None),
-        ("failed", "log", today),
-        ("unknown", "whatsapp", yesterday),
-        ("suppressed", "email", today),
-        ("failed", "email", yesterday),
+        *[("sent", "whatsapp", today, "whatsapp:shop")] * 2,
+        ("sent", "whatsapp", today, "whatsapp:default"),
+        ("failed", "whatsapp", today, "whatsapp:shop"),
+        ("sent", "whatsapp", yesterday, "whatsapp:shop"),
+        # Two rows of no sender (queued before senders existed): the channel's default's
+        *[("sent", "email", today, None)] * 2,
+        ("queued", "email", None, None),
+        ("failed", "log", today, "log:default"),
+        ("unknown", "whatsapp", yesterday, "whatsapp:shop"),
+        ("suppressed", "email", today, "email:news@example.com"),
+        ("failed", "email", yesterday, "email:news@example.com"),
     ]
     OutboxMessage.insert_many([outbox_row(n, *row) for n, row in enumerate(rows)]).execute()
+    # One sender paused for an hour, one whose pause ended, one never paused
+    for name, paused_until in [
+        ("whatsapp:shop", clock.now() + timedelta(hours=1)),
+        ("whatsapp:default", clock.now() - timedelta(minutes=1)),
+        ("email:news@example.com", None),
+    ]:
+        Sender.create(
+            name=name,
+            channel=name.partition(":")[0],
+            paused_until=paused_until,
+            created_at=clock.now(),
+        )
     # A running campaign part way, a paused one, and a draft (not in progress)
     running, paused = make_campaign(owner, contacts=3), make_campaign(other_owner, contacts=2)
     make_campaign(owner, contacts=1)
@@ -150,6 +170,30 @@ def test_the_figures_match_the_database(
         (("channel", "email"), ("status", "sent")): 2,
         (("channel", "whatsapp"), ("status", "sent")): 3,
     }
+    # Today's finished rows by the sender they went out from (a row of no sender: its
+    # channel's default), and which senders are paused now
+    assert samples["outreach_sender_finished_today"] == counted(
+        [
+            (("sender", m.sender or default_sender(m.channel)), ("status", m.status))
+            for m in outbox
+            if m.status in ("sent", "failed", "suppressed") and m.finished_at >= midnight
+        ]
+    )
+    assert (
+        samples["outreach_sender_finished_today"][(("sender", "whatsapp:shop"), ("status", "sent"))]
+        == 2
+    )
+    assert (
+        samples["outreach_sender_finished_today"][
+            (("sender", default_sender("email")), ("status", "sent"))
+        ]
+        == 2
+    )
+    assert samples["outreach_sender_paused"] == {
+        (("sender", s.name),): float(s.paused_until is not None and s.paused_until > clock.now())
+        for s in Sender.select()
+    }
+    assert sum(samples["outreach_sender_paused"].values()) == 1
     # Campaigns by status, and the progress of those running or paused
     assert samples["outreach_campaigns"] == counted(
         [(("status", c.status),) for c in Campaign.select()]

@@ -320,3 +320,29 @@ def figure(
         "met": met,
         "bare_actor_messages_per_second": bare_actor,
     }
+
+
+def web_process(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`outreach web` on 127.0.0.1:`port`, its output in `log`; returns once it answers.
+
+    Stop it with ``os.killpg(proc.pid, 15)``: it runs in a session of its own.
+    """
+    import httpx
+
+    proc = subprocess.Popen(
+        ["outreach", "web", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(answers, timeout=60, interval=0.2)
+    return proc

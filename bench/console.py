@@ -22,7 +22,6 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import ROOT, bench_environment, figure, load_average, report, wait_for
+from bench.common import bench_environment, figure, load_average, report, web_process
 
 # p95 asked of both the overview page and /metrics, in milliseconds.
 P95_TARGET_MS = 200
@@ -204,26 +203,6 @@ def plans(account_id: int) -> dict[str, dict[str, Any]]:
     return captured
 
 
-def _web(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        ["outreach", "web", "--host", "127.0.0.1", "--port", str(PORT)],
-        cwd=ROOT,
-        env={**env, "OUTREACH_SECRET_KEY": "bench-console-secret-key"},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-    def answers() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{PORT}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(answers, timeout=60, interval=0.2)
-    return proc
-
-
 def log_in(client: httpx.Client) -> None:
     page = client.get("/console/login")
     found = CSRF.search(page.text)
@@ -306,7 +285,7 @@ def main() -> None:
             )
             figures["plans"] = plans(seeded["account_id"])
         log = Path(tempfile.gettempdir()) / f"bench-console-web-{PORT}.log"
-        web = _web(env, log)
+        web = web_process({**env, "OUTREACH_SECRET_KEY": "bench-console-secret-key"}, PORT, log)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{PORT}", timeout=30) as client:
                 log_in(client)

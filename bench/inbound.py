@@ -26,16 +26,12 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench.common import (
-    ROOT,
     bare_actor_rate,
     bench_environment,
     cpu_ms_per_message,
@@ -43,6 +39,7 @@ from bench.common import (
     load_average,
     report,
     wait_for,
+    web_process,
     worker,
 )
 
@@ -164,26 +161,6 @@ async def _post_all(requests: list[bytes], concurrency: int) -> tuple[float, lis
     return elapsed, latencies
 
 
-def _web(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        ["outreach", "web", "--host", "127.0.0.1", "--port", str(PORT)],
-        cwd=ROOT,
-        env={**env, "WAHA_WEBHOOK_KEY": KEY},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-    def answers() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{PORT}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(answers, timeout=60, interval=0.2)
-    return proc
-
-
 def _post_phase(
     env: dict[str, str], bodies: list[bytes], concurrency: int, *, worker_during: bool
 ) -> dict:
@@ -240,7 +217,7 @@ def inbound_run(env: dict[str, str], events: int, concurrency: int, members: int
     # Two sets of events (their message ids apart), one for each phase.
     bodies = _bodies(2 * events, members, stop_every)
     log = Path(tempfile.gettempdir()) / f"bench-inbound-web-{PORT}.log"
-    web = _web(env, log)
+    web = web_process({**env, "WAHA_WEBHOOK_KEY": KEY}, PORT, log)
     try:
         alone = _post_phase(env, bodies[:events], concurrency, worker_during=False)
         shared = _post_phase(env, bodies[events:], concurrency, worker_during=True)

@@ -35,6 +35,11 @@ class _Waiting:
     payload: str
     answer: asyncio.Future[bool] = field(repr=False)
 
+    @property
+    def key(self) -> str:
+        """The event's external id as stored (two copies of one event share it)."""
+        return self.identity.external_id[: events.EXTERNAL_ID_MAX]
+
 
 def store_and_enqueue(provider: str, batch: Sequence[tuple[Identity, str]]) -> dict[str, int]:
     """Store the batch in one transaction, then enqueue what was new in one round trip.
@@ -51,7 +56,8 @@ def store_and_enqueue(provider: str, batch: Sequence[tuple[Identity, str]]) -> d
         try:
             enqueue_calls(handle_inbound_event, [(event_id,) for event_id in stored.values()])
         except Exception as exc:
-            log.error("inbound.enqueue_failed", events=len(stored), error=str(exc))
+            ids = sorted(stored.values())
+            log.error("inbound.enqueue_failed", event_ids=ids, error=str(exc), exc_info=True)
     return stored
 
 
@@ -79,43 +85,71 @@ class InboundWriter:
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(identity, payload, answer))
         if self._writers < self._max_writers:
-            self._writers += 1
-            task = asyncio.create_task(self._write_all())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start_writer()
         return await answer
 
+    def _start_writer(self) -> None:
+        self._writers += 1
+        task = asyncio.create_task(self._write_all())
+        self._tasks.add(task)
+        task.add_done_callback(self._writer_done)
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        # Counted down here, however the task ended (even cancelled before its first step).
+        self._tasks.discard(task)
+        self._writers -= 1
+        # A request may have come in after this writer's last look but before this callback,
+        # seeing no room for a writer of its own: it is taken now.
+        if self._waiting and self._writers < self._max_writers:
+            self._start_writer()
+
     async def _write_all(self) -> None:
-        try:
-            while self._waiting:
-                batch = self._waiting[: self._max_batch]
-                del self._waiting[: self._max_batch]
+        while self._waiting:
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+            try:
                 await self._write_batch(batch)
-        finally:
-            # No await since the last look at the waiting list: a request added after it saw
-            # this writer still counted, and started one of its own only if there was room.
-            self._writers -= 1
+            except BaseException as exc:
+                # Cancelled (the process stops) or worse: no request of the batch waits forever.
+                _fail(batch, exc if isinstance(exc, Exception) else ConnectionAbortedError())
+                raise
 
     async def _write_batch(self, batch: list[_Waiting]) -> None:
         # A retry of an event can arrive while its first copy waits: the first one is written.
         firsts: dict[str, _Waiting] = {}
         for item in batch:
-            firsts.setdefault(item.identity.external_id[: events.EXTERNAL_ID_MAX], item)
+            firsts.setdefault(item.key, item)
         try:
-            stored = await run_in_threadpool(
-                self._write,
-                self.provider,
-                [(item.identity, item.payload) for item in firsts.values()],
-            )
+            stored = await self._write_items(list(firsts.values()))
         except Exception as exc:
-            log.error("inbound.store_failed", events=len(batch), error=str(exc))
-            for item in batch:
-                if not item.answer.done():
-                    item.answer.set_exception(exc)
-            return
+            if len(firsts) == 1:
+                log.error("inbound.store_failed", events=1, error=str(exc), exc_info=True)
+                _fail(batch, exc)
+                return
+            # One event the database refuses must not fail the others: each is written alone.
+            log.warning("inbound.batch_failed", events=len(firsts), error=str(exc))
+            stored = {}
+            for external_id, item in firsts.items():
+                try:
+                    stored.update(await self._write_items([item]))
+                except Exception as alone:
+                    log.error("inbound.store_failed", events=1, error=str(alone), exc_info=True)
+                    _fail([item], alone)
+                    _fail([twin for twin in batch if twin.key == external_id], alone)
         for external_id, item in firsts.items():
             if not item.answer.done():
                 item.answer.set_result(external_id in stored)
         for item in batch:
             if not item.answer.done():
                 item.answer.set_result(False)
+
+    async def _write_items(self, items: list[_Waiting]) -> dict[str, int]:
+        return await run_in_threadpool(
+            self._write, self.provider, [(item.identity, item.payload) for item in items]
+        )
+
+
+def _fail(items: list[_Waiting], exc: BaseException) -> None:
+    for item in items:
+        if not item.answer.done():
+            item.answer.set_exception(exc)

@@ -131,3 +131,9 @@ def test_the_webhook_answers_past_the_console_middleware_and_only_to_post(sqlite
     # And the console's pages still go through the session middleware
     assert login.status_code == 200
     assert "set-cookie" in login.headers
+
+
+def test_an_event_id_holding_a_nul_character_is_bad_input():
+    event = {"event": "message", "payload": {"id": "false_1\x00", "from": waha.MEMBER_JID}}
+    with pytest.raises(InvalidInput, match="NUL"):
+        waha_identity(event)

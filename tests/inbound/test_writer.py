@@ -71,19 +71,17 @@ def test_concurrent_requests_share_batches_and_each_event_is_new_once(db, stub_b
     assert stub_broker.queues["inbound"].qsize() == 100
 
 
-def test_a_failed_write_fails_every_request_of_its_batch_and_the_next_batch_is_written(db):
-    # Given a store that fails once (the database went away)
-    calls = 0
+def test_when_the_database_is_away_every_request_fails_and_its_retry_is_stored(db):
+    # Given a store that fails while the database is away
+    away = True
 
-    def flaky_store(provider: str, batch: Sequence[tuple[Identity, str]]) -> dict[str, int]:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
+    def store(provider: str, batch: Sequence[tuple[Identity, str]]) -> dict[str, int]:
+        if away:
             raise ConnectionError("database went away")
         with database.connection_context():
             return record_many(provider, batch)
 
-    writer = InboundWriter(WAHA, flaky_store)
+    writer = InboundWriter(WAHA, store)
 
     async def post(events: list[tuple[Identity, str]]) -> list[bool | BaseException]:
         return list(
@@ -92,14 +90,74 @@ def test_a_failed_write_fails_every_request_of_its_batch_and_the_next_batch_is_w
             )
         )
 
-    # When three requests share the failed batch
+    # When three requests come in
     failed = _run(post([_event(n) for n in range(3)]))
     # Then each of them fails (WAHA will post it again), and nothing is stored
     assert all(isinstance(answer, ConnectionError) for answer in failed)
     assert InboundEvent.select().count() == 0
-    # And when WAHA posts them again, they are stored
+    # And when the database is back and WAHA posts them again, they are stored
+    away = False
     assert _run(post([_event(n) for n in range(3)])) == [True, True, True]
     assert InboundEvent.select().count() == 3
+
+
+def test_an_event_the_database_refuses_fails_alone_not_its_whole_batch(db):
+    # Given a store that refuses any statement holding one particular event
+    poison = _event(13)
+
+    def store(provider: str, batch: Sequence[tuple[Identity, str]]) -> dict[str, int]:
+        if any(identity == poison[0] for identity, _ in batch):
+            raise ValueError("value refused by the database")
+        with database.connection_context():
+            return record_many(provider, batch)
+
+    writer = InboundWriter(WAHA, store)
+    events = [_event(n) for n in range(10, 16)] + [poison]
+
+    async def post() -> list[bool | BaseException]:
+        return list(
+            await asyncio.gather(
+                *(writer.store(*event) for event in events), return_exceptions=True
+            )
+        )
+
+    # When it comes in among others (and a copy of it too)
+    answers = _run(post())
+    # Then only its requests fail; every other event is stored once and told so
+    assert [isinstance(a, ValueError) for a in answers] == [n == 13 for n in range(10, 16)] + [True]
+    assert [a for a in answers if not isinstance(a, ValueError)] == [True] * 5
+    assert InboundEvent.select().count() == 5
+
+
+def test_a_cancelled_writer_leaves_no_request_waiting_and_the_next_ones_are_written(sqlite_db):
+    # Given a writer whose first batch is cancelled while it is being written (the process stops)
+    started = threading.Event()
+    release = threading.Event()
+
+    def store(provider: str, batch: Sequence[tuple[Identity, str]]) -> dict[str, int]:
+        started.set()
+        release.wait(5)
+        with database.connection_context():
+            return record_many(provider, batch)
+
+    writer = InboundWriter(WAHA, store, max_writers=1)
+
+    async def scenario() -> tuple[list[bool | BaseException], bool]:
+        first = [asyncio.ensure_future(writer.store(*_event(n))) for n in range(3)]
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+        for task in list(writer._tasks):
+            task.cancel()
+        release.set()
+        answers = list(await asyncio.gather(*first, return_exceptions=True))
+        # When a request comes in afterwards
+        later = await asyncio.wait_for(writer.store(*_event(99)), timeout=5)
+        return answers, later
+
+    answers, later = _run(scenario())
+    # Then the requests of the cancelled batch were answered with an error, not left waiting
+    assert all(isinstance(answer, Exception) for answer in answers)
+    # And the writer still writes what comes next
+    assert later is True
 
 
 @pytest.mark.parametrize("max_batch", [1, 7])

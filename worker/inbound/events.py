@@ -47,6 +47,8 @@ def waha_identity(event: Any) -> Identity:
     payload = event.get("payload")
     payload = payload if isinstance(payload, dict) else {}
     message_id = payload.get("id")
+    if "\x00" in str(message_id) or "\x00" in str(event.get("id")):
+        raise InvalidInput("WAHA event id holds a NUL character")
     if kind == WAHA_MESSAGE and isinstance(message_id, str) and message_id:
         return Identity(kind, f"message:{message_id}")
     if kind == WAHA_ACK and isinstance(message_id, str) and message_id:
@@ -75,7 +77,9 @@ def record_many(provider: str, events: Sequence[tuple[Identity, str]]) -> dict[s
     table = InboundEvent._meta.table_name
     received_at = InboundEvent.received_at.db_value(clock.now())
     values: list[Any] = []
-    for identity, payload in events:
+    # In the order of their keys: two batches written at once that share events take their
+    # keys' locks in the same order, so neither waits on the other for good.
+    for identity, payload in sorted(events, key=lambda event: event[0].external_id):
         values += (
             provider,
             identity.external_id[:EXTERNAL_ID_MAX],

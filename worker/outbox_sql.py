@@ -19,6 +19,7 @@ from typing import Any
 from peewee import Field
 
 from storage.db import database, is_postgres
+from storage.models.base import from_row
 from storage.models.consent import Suppression
 from storage.models.outbox import CONSENT_SOURCE, QUEUED, SENDING, SUPPRESSED, OutboxMessage
 
@@ -63,11 +64,8 @@ def _param() -> str:
 
 
 def _row(values: Sequence[Any]) -> OutboxMessage:
-    """A model instance from a row of all columns, as peewee's own cursor wrapper makes it."""
-    data = {f.name: f.python_value(v) for f, v in zip(_FIELDS, values, strict=True)}
-    message = OutboxMessage(__no_default__=1, **data)
-    message._dirty.clear()  # type: ignore[attr-defined]
-    return message
+    """A model instance from a row of all columns (as peewee's own cursor wrapper makes it)."""
+    return from_row(OutboxMessage, _FIELDS, values)
 
 
 _SUPPRESSION = _quote(Suppression._meta.table_name)

@@ -16,6 +16,7 @@ from typing import Any
 from storage.clock import as_utc
 from storage.db import database, is_postgres
 from storage.errors import InvalidInput
+from storage.models.base import from_row
 from storage.models.hunts import Ad, Lead
 
 CRITERIA_KEYS = (
@@ -206,10 +207,7 @@ class Matching:
     def __iter__(self) -> Iterator[Ad]:
         cursor = database.execute_sql(self.text, self.params)
         for values in cursor.fetchall():
-            data = {f.name: f.python_value(v) for f, v in zip(_AD_FIELDS, values, strict=True)}
-            ad = Ad(__no_default__=1, **data)
-            ad._dirty.clear()  # type: ignore[attr-defined]
-            yield ad
+            yield from_row(Ad, _AD_FIELDS, values)
 
 
 def _like(param: str, keyword: str, params: list[Any]) -> str:

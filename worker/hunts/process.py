@@ -16,14 +16,13 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from peewee import fn
-
 from storage import clock
 from storage.db import database, write_transaction
 from storage.errors import InvalidInput, NotFound
 from storage.models.accounts import Account
+from storage.models.base import from_row
 from storage.models.hunts import ACTIVE, Hunt, HuntRun
-from worker.hunts import credits, pacing
+from worker.hunts import credits, pacing, sql
 from worker.hunts.criteria import find_matches, parse_criteria
 from worker.hunts.page import SOURCE, contact_page, idempotency_key
 from worker.hunts.template import Part, compile_template
@@ -73,10 +72,7 @@ def _load(hunt_id: int) -> tuple[Hunt, str] | None:
     found = database.execute_sql(_load_sql(str(database.obj.param)), [hunt_id]).fetchone()
     if found is None:
         return None
-    data = {f.name: f.python_value(v) for f, v in zip(_HUNT_FIELDS, found, strict=False)}
-    hunt = Hunt(__no_default__=1, **data)
-    hunt._dirty.clear()  # type: ignore[attr-defined]
-    return hunt, str(found[-1])
+    return from_row(Hunt, _HUNT_FIELDS, found[:-1]), str(found[-1])
 
 
 def run_hunt(hunt_id: int, run_id: int | None = None) -> dict[str, Any]:
@@ -161,12 +157,7 @@ def _finish(
     hunt_id: int, run_id: int | None, now: datetime, contacted: int, touch_scan: bool
 ) -> None:
     with write_transaction():
-        if touch_scan:
-            Hunt.update(last_scan_at=now).where(Hunt.id == hunt_id).execute()
-        if run_id is not None:
-            HuntRun.update(
-                finished_at=now, contacted=fn.COALESCE(HuntRun.contacted, 0) + contacted
-            ).where((HuntRun.id == run_id) & (HuntRun.hunt == hunt_id)).execute()
+        sql.finish_run(hunt_id, run_id, now, contacted, touch_scan)
 
 
 def record_failure(hunt_id: int, run_id: int | None, error: str) -> None:

@@ -24,7 +24,7 @@ from storage.models.base import from_row
 from storage.models.hunts import ACTIVE, Hunt, HuntRun
 from worker.hunts import credits, pacing, sql
 from worker.hunts.criteria import find_matches, parse_criteria
-from worker.hunts.page import SOURCE, contact_page, idempotency_key
+from worker.hunts.page import SOURCE, PageResult, contact_page, idempotency_key
 from worker.hunts.template import Part, compile_template
 from worker.logging import get_logger
 
@@ -102,8 +102,9 @@ def run_hunt(hunt_id: int, run_id: int | None = None) -> dict[str, Any]:
     run = _Run(hunt, day, now, compile_template(hunt.message_template), credits.available(hunt.id))
     left = pacing.remaining(hunt.id, day, hunt.daily_pacing_limit)
     cursor: tuple[datetime, int] | None = None
-    stopped = "no_more_matching_ads"
-    while True:
+    stopped: str | None = None
+    finished = False
+    while stopped is None:
         usable = run.usable_channels()
         if left is not None and run.contacted >= left:
             stopped = "pacing_limit"
@@ -131,17 +132,17 @@ def run_hunt(hunt_id: int, run_id: int | None = None) -> dict[str, Any]:
         # broker after the commit (a crash before that leaves them queued, for the relay).
         with write_transaction():
             done = contact_page(run, page, room)
-        if done.seen:
-            last = page[done.seen - 1]
-            cursor = (last.published_at, last.id)
-        if done.at_limit:
-            stopped = "pacing_limit"
-            break
-        if len(page) < page_size:
-            stopped = "no_more_matching_ads" if run.usable_channels() else "no_credits"
-            break
+            if done.seen:
+                last = page[done.seen - 1]
+                cursor = (last.published_at, last.id)
+            stopped = _stop_after(run, done, len(page) < page_size, left)
+            if stopped is not None:
+                # The run's end is written with its last page: one transaction, not two.
+                sql.finish_run(hunt_id, run_id, now, run.contacted, touch_scan=True)
+                finished = True
 
-    _finish(hunt_id, run_id, now, run.contacted, touch_scan=True)
+    if not finished:
+        _finish(hunt_id, run_id, now, run.contacted, touch_scan=True)
     result = {
         "hunt_id": hunt_id,
         "day": day.isoformat(),
@@ -151,6 +152,15 @@ def run_hunt(hunt_id: int, run_id: int | None = None) -> dict[str, Any]:
     }
     log.info("hunt.run", **result)
     return result
+
+
+def _stop_after(run: _Run, done: PageResult, short: bool, left: int | None) -> str | None:
+    """Why the run stops after a page (None: it goes on with the next page)."""
+    if done.at_limit or (left is not None and run.contacted >= left):
+        return "pacing_limit"
+    if not run.usable_channels():
+        return "no_credits"
+    return "no_more_matching_ads" if short else None
 
 
 def _finish(

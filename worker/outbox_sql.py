@@ -19,12 +19,13 @@ from typing import Any
 from peewee import Field
 
 from storage.db import database, is_postgres
-from storage.models.base import from_row
+from storage.models.base import RowReader
 from storage.models.consent import Suppression
 from storage.models.outbox import CONSENT_SOURCE, QUEUED, SENDING, SUPPRESSED, OutboxMessage
 
 _META = OutboxMessage._meta
 _FIELDS = tuple(_META.sorted_fields)
+_read_row = RowReader(OutboxMessage, _FIELDS)
 # What a new claim writes, in this order.
 INSERTED: tuple[Field, ...] = (
     OutboxMessage.idempotency_key,
@@ -65,7 +66,7 @@ def _param() -> str:
 
 def _row(values: Sequence[Any]) -> OutboxMessage:
     """A model instance from a row of all columns (as peewee's own cursor wrapper makes it)."""
-    return from_row(OutboxMessage, _FIELDS, values)
+    return _read_row(values)
 
 
 _SUPPRESSION = _quote(Suppression._meta.table_name)

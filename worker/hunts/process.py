@@ -20,7 +20,7 @@ from storage import clock
 from storage.db import database, write_transaction
 from storage.errors import InvalidInput, NotFound
 from storage.models.accounts import Account
-from storage.models.base import from_row
+from storage.models.base import RowReader
 from storage.models.hunts import ACTIVE, Hunt, HuntRun
 from worker.hunts import credits, pacing, sql
 from worker.hunts.criteria import find_matches, parse_criteria
@@ -54,6 +54,7 @@ class _Run:
 
 
 _HUNT_FIELDS = tuple(Hunt._meta.sorted_fields)
+_read_hunt = RowReader(Hunt, _HUNT_FIELDS)
 
 
 @lru_cache(maxsize=4)
@@ -72,7 +73,7 @@ def _load(hunt_id: int) -> tuple[Hunt, str] | None:
     found = database.execute_sql(_load_sql(str(database.obj.param)), [hunt_id]).fetchone()
     if found is None:
         return None
-    return from_row(Hunt, _HUNT_FIELDS, found[:-1]), str(found[-1])
+    return _read_hunt(found[:-1]), str(found[-1])
 
 
 def run_hunt(hunt_id: int, run_id: int | None = None) -> dict[str, Any]:

@@ -1,10 +1,13 @@
-"""The statements a hunt's delivery outcomes and its run's end cost, as SQL text built once.
+"""The statements a hunt's page, its delivery outcomes and its run's end cost, as SQL text
+built once.
 
-Every contact's outcome goes through these (a window's rows together), and every run ends with
-one: profiling a worker showed peewee spending more CPU building them than the database spent
+Every contact goes through these (a page's or a window's rows together), and every run ends
+with one: profiling a worker showed peewee spending more CPU building them than the database spent
 running them. They are written out here from the models' own table and column names, and their
 values go through the fields' own converters, exactly as peewee would send them. Both backends
-read the same text; only the placeholder differs.
+read the same text; only the placeholder differs. A page's inserts pass what its rows share
+once, not once a row: a short text, with few parameters, that the driver parses once and the
+server prepares once, where a row's every value in a long VALUES list was parsed anew each page.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from peewee import Field
+from peewee import CharField, Field, TextField
 
 from storage.db import database
 from storage.models.hunts import (
@@ -44,6 +47,75 @@ def _table(field: Field) -> str:
 
 def _param() -> str:
     return str(database.obj.param)
+
+
+def _cast(field: Field) -> str:
+    return "TEXT" if isinstance(field, CharField | TextField) else "BIGINT"
+
+
+@dataclass(frozen=True)
+class _Insert:
+    """A page's insert: the `shared` fields' values once (parameters of the SELECT, first),
+    each row's values for `per_row` in a VALUES list (cast, so both backends know their
+    types), then `suffix`."""
+
+    shared: tuple[Field, ...]
+    per_row: tuple[Field, ...]
+    suffix: str = ""
+
+
+_INSERTS = {
+    "lead": _Insert(
+        (Lead.account, Lead.hunt, Lead.stage, Lead.position, Lead.created_at, Lead.updated_at),
+        (Lead.ad,),
+        f" ON CONFLICT DO NOTHING RETURNING {_column(Lead.ad)}",
+    ),
+    "contact": _Insert(
+        (ContactedAd.hunt, ContactedAd.day, ContactedAd.status, ContactedAd.contacted_at),
+        (ContactedAd.ad, ContactedAd.channel, ContactedAd.outbox_message),
+    ),
+}
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(param: str, kind: str, rows: int) -> str:
+    insert = _INSERTS[kind]
+    value_row = "(" + ", ".join(f"CAST({param} AS {_cast(f)})" for f in insert.per_row) + ")"
+    selected = [param] * len(insert.shared)
+    selected += [f"v.column{n}" for n in range(1, len(insert.per_row) + 1)]
+    columns = ", ".join(_column(f) for f in (*insert.shared, *insert.per_row))
+    # WHERE true: SQLite's parser needs it before an upsert clause on INSERT ... SELECT.
+    return (
+        f"INSERT INTO {_table(insert.per_row[0])} ({columns}) SELECT {', '.join(selected)} "
+        f"FROM (VALUES {', '.join([value_row] * rows)}) AS v WHERE true{insert.suffix}"
+    )
+
+
+def insert_leads(account_id: int, hunt_id: int, ad_ids: Sequence[int], now: datetime) -> set[int]:
+    """New leads (`nouveau`) of the hunt for `ad_ids`, in that order, in one statement; returns
+    the ads that became one (the others already were a lead of the account)."""
+    at = Lead.created_at.db_value(now)
+    params: list[Any] = [account_id, hunt_id, NOUVEAU, 0, at, at, *ad_ids]
+    text = _insert_sql(_param(), "lead", len(ad_ids))
+    return {int(found[0]) for found in database.execute_sql(text, params).fetchall()}
+
+
+def insert_contacts(
+    hunt_id: int, day: date, now: datetime, contacts: Sequence[tuple[int, str, int]]
+) -> None:
+    """The hunt's contacted ads, `queued`, one (ad id, channel, outbox id) each, in one
+    statement."""
+    if not contacts:
+        return
+    params: list[Any] = [
+        hunt_id,
+        ContactedAd.day.db_value(day),
+        CONTACT_QUEUED,
+        ContactedAd.contacted_at.db_value(now),
+    ]
+    for contact in contacts:
+        params += contact
+    database.execute_sql(_insert_sql(_param(), "contact", len(contacts)), params)
 
 
 @dataclass(frozen=True)

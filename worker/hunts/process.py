@@ -22,7 +22,7 @@ from storage.errors import InvalidInput, NotFound
 from storage.models.accounts import Account
 from storage.models.base import RowReader
 from storage.models.hunts import ACTIVE, Hunt, HuntRun
-from worker.hunts import credits, pacing, sql
+from worker.hunts import pacing, sql
 from worker.hunts.criteria import find_matches, parse_criteria
 from worker.hunts.page import SOURCE, PageResult, contact_page, idempotency_key
 from worker.hunts.template import Part, compile_template
@@ -100,8 +100,11 @@ def run_hunt(hunt_id: int, run_id: int | None = None) -> dict[str, Any]:
     except InvalidInput as exc:
         # Written around the checks (by hand, a bad migration): refused, not retried.
         raise InvalidInput(f"hunt {hunt_id}: stored {exc}") from None
-    run = _Run(hunt, day, now, compile_template(hunt.message_template), credits.available(hunt.id))
-    left = pacing.remaining(hunt.id, day, hunt.daily_pacing_limit)
+    # The credits free and the day's count: one statement (credits.available, pacing.get_count).
+    free, counted = sql.run_start(hunt.id, day)
+    run = _Run(hunt, day, now, compile_template(hunt.message_template), free)
+    limit = hunt.daily_pacing_limit
+    left = None if limit is None else max(0, limit - counted)
     cursor: tuple[datetime, int] | None = None
     stopped: str | None = None
     finished = False

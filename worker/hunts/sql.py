@@ -22,12 +22,14 @@ from peewee import CharField, Field, TextField
 
 from storage.db import database
 from storage.models.hunts import (
+    ALL_CHANNELS,
     CONTACT_QUEUED,
     CONTACTE,
     NOUVEAU,
     ContactedAd,
     Hunt,
     HuntChannelCredit,
+    HuntPacing,
     HuntRun,
     Lead,
 )
@@ -206,6 +208,34 @@ def settle_credits(hunt_id: int, channel: str, used: int, freed: int) -> bool:
     total = used + freed
     params = [total, used, hunt_id, channel, total]
     return bool(database.execute_sql(_settle_credits_sql(_param()), params).rowcount)
+
+
+@lru_cache(maxsize=4)
+def _run_start_sql(param: str) -> str:
+    C, P = HuntChannelCredit, HuntPacing
+    free = f"{_column(C.allocated)} - {_column(C.reserved)} - {_column(C.consumed)}"
+    return (
+        f"SELECT {_column(C.channel)}, {free} FROM {_table(C.id)} "
+        f"WHERE {_column(C.hunt)} = {param} "
+        f"UNION ALL SELECT NULL, {_column(P.count)} FROM {_table(P.id)} "
+        f"WHERE {_column(P.hunt)} = {param} AND {_column(P.day)} = {param} "
+        f"AND {_column(P.channel)} = {param}"
+    )
+
+
+def run_start(hunt_id: int, day: date) -> tuple[dict[str, int], int]:
+    """What a run starts from, in one statement: the credits still free per channel
+    (worker.hunts.credits.available) and the contacts counted on `day`
+    (worker.hunts.pacing.get_count)."""
+    params = [hunt_id, hunt_id, HuntPacing.day.db_value(day), ALL_CHANNELS]
+    free: dict[str, int] = {}
+    counted = 0
+    for channel, value in database.execute_sql(_run_start_sql(_param()), params).fetchall():
+        if channel is None:
+            counted = int(value)
+        else:
+            free[str(channel)] = max(0, int(value))
+    return free, counted
 
 
 @lru_cache(maxsize=4)

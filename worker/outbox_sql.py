@@ -19,11 +19,13 @@ from typing import Any
 from peewee import Field
 
 from storage.db import database, is_postgres
+from storage.models.base import RowReader
 from storage.models.consent import Suppression
 from storage.models.outbox import CONSENT_SOURCE, QUEUED, SENDING, SUPPRESSED, OutboxMessage
 
 _META = OutboxMessage._meta
 _FIELDS = tuple(_META.sorted_fields)
+_read_row = RowReader(OutboxMessage, _FIELDS)
 # What a new claim writes, in this order.
 INSERTED: tuple[Field, ...] = (
     OutboxMessage.idempotency_key,
@@ -63,11 +65,8 @@ def _param() -> str:
 
 
 def _row(values: Sequence[Any]) -> OutboxMessage:
-    """A model instance from a row of all columns, as peewee's own cursor wrapper makes it."""
-    data = {f.name: f.python_value(v) for f, v in zip(_FIELDS, values, strict=True)}
-    message = OutboxMessage(__no_default__=1, **data)
-    message._dirty.clear()  # type: ignore[attr-defined]
-    return message
+    """A model instance from a row of all columns (as peewee's own cursor wrapper makes it)."""
+    return _read_row(values)
 
 
 _SUPPRESSION = _quote(Suppression._meta.table_name)

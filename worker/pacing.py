@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from storage import clock
+from storage.db import database
 from storage.models.accounts import Account
 from storage.models.outbox import OutboxMessage
 from storage.models.senders import Sender
@@ -90,14 +92,19 @@ def sender_view(name: str, channel: str, settings: Settings) -> _SenderView:
     return view
 
 
+@lru_cache(maxsize=4)
+def _account_sql(param: str) -> str:
+    # Written out: a delivery window reads it for each account it has not read lately.
+    return (
+        f'SELECT "{Account.timezone.column_name}", "{Account.sending_hours.column_name}" '
+        f'FROM "{Account._meta.table_name}" WHERE "{Account.id.column_name}" = {param}'
+    )
+
+
 def _account(account_id: int) -> tuple[str, str | None] | None:
     def read() -> tuple[str, str | None] | None:
-        found = (
-            Account.select(Account.timezone, Account.sending_hours)
-            .where(Account.id == account_id)
-            .tuples()
-            .first()
-        )
+        sql = _account_sql(str(database.obj.param))
+        found = database.execute_sql(sql, [account_id]).fetchone()
         return None if found is None else (str(found[0]), found[1])
 
     account: tuple[str, str | None] | None = read_cache.cached("account", account_id, read)

@@ -96,6 +96,9 @@ class Ad(BaseModel):
             # backwards for "newest first" and, with narrow criteria, read most of the table.
             (("postal_code", "published_at", "brand", "price"), False),
             (("sub_type", "postal_code", "published_at", "brand", "price"), False),
+            # Brands without sub-types: the brand sought first, not checked over every ad of
+            # the locations (migration 0014).
+            (("brand", "postal_code", "published_at", "price"), False),
         )
 
 

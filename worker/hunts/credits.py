@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from storage.db import database
 from storage.errors import InvalidInput
 from storage.models.hunts import HuntChannelCredit
+from worker.hunts import sql
 from worker.hunts.db import writing
 
 
@@ -125,17 +126,11 @@ def settle(hunt_id: int, channel: str, *, used: int, freed: int) -> None:
     One statement when the reservations are all there (the usual case); otherwise one at a
     time, each never taking `reserved` below zero, as :func:`consume` and :func:`release` do.
     """
-    C = HuntChannelCredit
-    total = used + freed
-    if not total:
+    if not used + freed:
         return
     with writing():
-        settled = (
-            C.update(reserved=C.reserved - total, consumed=C.consumed + used)
-            .where(_row(hunt_id, channel) & (C.reserved >= total))
-            .execute()
-        )
-        if settled:
+        # The usual case, written out (every delivery window of a hunt's messages runs it).
+        if sql.settle_credits(hunt_id, channel, used, freed):
             return
         for _ in range(used):
             consume(hunt_id, channel)

@@ -16,6 +16,7 @@ from typing import Any
 from storage.clock import as_utc
 from storage.db import database, is_postgres
 from storage.errors import InvalidInput
+from storage.models.base import RowReader
 from storage.models.hunts import Ad, Lead
 
 CRITERIA_KEYS = (
@@ -181,6 +182,7 @@ def _quoted(field: Any) -> str:
 
 _AD_TABLE = f'"{Ad._meta.table_name}"'
 _AD_FIELDS = tuple(Ad._meta.sorted_fields)
+_read_ad = RowReader(Ad, _AD_FIELDS)
 _AD_COLUMNS = ", ".join(f"a.{_quoted(f)}" for f in _AD_FIELDS)
 _LEAD_TABLE = f'"{Lead._meta.table_name}"'
 
@@ -206,10 +208,7 @@ class Matching:
     def __iter__(self) -> Iterator[Ad]:
         cursor = database.execute_sql(self.text, self.params)
         for values in cursor.fetchall():
-            data = {f.name: f.python_value(v) for f, v in zip(_AD_FIELDS, values, strict=True)}
-            ad = Ad(__no_default__=1, **data)
-            ad._dirty.clear()  # type: ignore[attr-defined]
-            yield ad
+            yield _read_ad(values)
 
 
 def _like(param: str, keyword: str, params: list[Any]) -> str:

@@ -15,17 +15,13 @@ from datetime import datetime
 from storage import clock
 from storage.models.hunts import (
     CONTACT_FAILED,
-    CONTACT_QUEUED,
     CONTACT_SENT,
     CONTACT_SUPPRESSED,
     CONTACT_UNKNOWN,
-    CONTACTE,
-    NOUVEAU,
     ContactedAd,
-    Lead,
 )
 from storage.models.outbox import FAILED, SENT, SUPPRESSED, UNKNOWN, OutboxMessage
-from worker.hunts import credits, pacing
+from worker.hunts import credits, pacing, sql
 from worker.hunts.process import SOURCE
 from worker.logging import get_logger
 from worker.outcomes import on_outcome
@@ -50,48 +46,32 @@ def record_hunt_outcomes(messages: Sequence[OutboxMessage]) -> None:
     order. Two transactions that touch the same rows then wait for each other in the same
     order, never in a cycle."""
     now = clock.now()
+    status = {message.id: message.status for message in messages}
     settled = _settle(messages, now)
-    for contact, status in settled:
-        if status in _NOTHING_SENT:
+    for contact in settled:
+        if status[contact.outbox_id] in _NOTHING_SENT:
             pacing.release(contact.hunt_id, contact.channel, contact.day)
             log.info("hunt.contact_failed", hunt_id=contact.hunt_id, ad_id=contact.ad_id)
-    _settle_credits(settled)
+    _settle_credits(settled, status)
     sent: dict[int, list[int]] = {}
-    for contact, status in settled:
-        if status == SENT:
+    for contact in settled:
+        if status[contact.outbox_id] == SENT:
             sent.setdefault(contact.hunt_id, []).append(contact.ad_id)
     for hunt_id, ad_ids in sorted(sent.items()):
         # The leads were created with the contacts, by the same hunt.
-        Lead.update(stage=CONTACTE, updated_at=now).where(
-            (Lead.hunt == hunt_id) & Lead.ad.in_(sorted(ad_ids)) & (Lead.stage == NOUVEAU)
-        ).execute()
+        sql.mark_contacted(hunt_id, sorted(ad_ids), now)
 
 
-def _settle(messages: Sequence[OutboxMessage], now: datetime) -> list[tuple[ContactedAd, str]]:
-    """The contacts' statuses from their messages' outcomes, one statement per outcome; returns
-    those changed, in (hunt, day, channel) order.
+def _settle(messages: Sequence[OutboxMessage], now: datetime) -> list[sql.Settled]:
+    """The contacts' statuses from their messages' outcomes, in one statement; returns those
+    changed, in (hunt, day, channel) order.
 
     Conditional on `queued`: an outcome is applied once, however often it is reported.
     """
-    by_status: dict[str, list[int]] = {}
-    for message in messages:
-        by_status.setdefault(message.status, []).append(message.id)
-    settled: list[tuple[ContactedAd, str]] = []
-    for status, outbox_ids in sorted(by_status.items()):
-        changed = (
-            ContactedAd.update(status=_CONTACT_STATUS[status], finished_at=now)
-            .where(
-                ContactedAd.outbox_message.in_(sorted(outbox_ids))
-                & (ContactedAd.status == CONTACT_QUEUED)
-            )
-            .returning(ContactedAd)
-            .execute()
-        )
-        settled += [(contact, status) for contact in changed]
-    _warn_without_contact(
-        {m.id for m in messages} - {contact.outbox_message_id for contact, _ in settled}
-    )
-    settled.sort(key=lambda item: (item[0].hunt_id, item[0].day, item[0].channel, item[0].id))
+    outcomes = sorted((message.id, _CONTACT_STATUS[message.status]) for message in messages)
+    settled = sql.settle_contacts(outcomes, now)
+    _warn_without_contact({m.id for m in messages} - {contact.outbox_id for contact in settled})
+    settled.sort(key=lambda c: (c.hunt_id, c.day, c.channel, c.outbox_id))
     return settled
 
 
@@ -110,12 +90,12 @@ def _warn_without_contact(unchanged: set[int]) -> None:
         log.warning("hunt.outcome_without_contact", outbox_id=outbox_id)
 
 
-def _settle_credits(settled: list[tuple[ContactedAd, str]]) -> None:
+def _settle_credits(settled: list[sql.Settled], status: dict[int, str]) -> None:
     """Per hunt and channel: the failed sends' reservations are freed, the others' consumed
     (sent, or unknown: it may have gone out, so the credit counts as used)."""
     counts: dict[tuple[int, str], list[int]] = {}
-    for contact, status in settled:
+    for contact in settled:
         used_freed = counts.setdefault((contact.hunt_id, contact.channel), [0, 0])
-        used_freed[1 if status in _NOTHING_SENT else 0] += 1
+        used_freed[1 if status[contact.outbox_id] in _NOTHING_SENT else 0] += 1
     for (hunt_id, channel), (used, freed) in sorted(counts.items()):
         credits.settle(hunt_id, channel, used=used, freed=freed)

@@ -20,18 +20,13 @@ was refused. The deliveries of the claims are enqueued as groups once the transa
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Protocol
 
-from peewee import Field, Model
-
-from storage.db import database
-from storage.models.hunts import CONTACT_QUEUED, NOUVEAU, Ad, ContactedAd, Hunt, Lead
+from storage.models.hunts import Ad, Hunt, Lead
 from storage.models.outbox import SUPPRESSED, OutboxMessage
-from worker.hunts import credits, pacing
+from worker.hunts import credits, pacing, sql
 from worker.hunts.criteria import recipient_for, template_values
 from worker.hunts.template import Part, render
 from worker.outbox import Outgoing, queue_messages
@@ -135,59 +130,6 @@ def _reserve(run: Run, planned: list[_Planned]) -> list[_Planned]:
     return sorted(kept, key=lambda p: p.order)
 
 
-_LEAD_FIELDS = (
-    Lead.account,
-    Lead.hunt,
-    Lead.ad,
-    Lead.stage,
-    Lead.position,
-    Lead.created_at,
-    Lead.updated_at,
-)
-_CONTACT_FIELDS = (
-    ContactedAd.hunt,
-    ContactedAd.ad,
-    ContactedAd.channel,
-    ContactedAd.outbox_message,
-    ContactedAd.day,
-    ContactedAd.status,
-    ContactedAd.contacted_at,
-)
-
-
-@lru_cache(maxsize=64)
-def _insert_text(param: str, model: type[Model], names: tuple[str, ...], rows: int) -> str:
-    # Written out, as worker.outbox_sql does: peewee spent more CPU building a page's inserts
-    # than the database spent running them.
-    columns = ", ".join(f'"{model._meta.fields[n].column_name}"' for n in names)
-    row = "(" + ", ".join([param] * len(names)) + ")"
-    return f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES {", ".join([row] * rows)}'
-
-
-def _insert(model: type[Model], fields: Sequence[Field], rows: list[tuple[object, ...]]) -> str:
-    """A multi-row insert's text; its parameters are :func:`_values`."""
-    names = tuple(f.name for f in fields)
-    return _insert_text(str(database.obj.param), model, names, len(rows))
-
-
-def _values(fields: Sequence[Field], rows: list[tuple[object, ...]]) -> list[object]:
-    return [f.db_value(v) for row in rows for f, v in zip(fields, row, strict=True)]
-
-
-def _insert_leads(run: Run, planned: list[_Planned]) -> set[int]:
-    """One insert for the page's leads; returns the ads that became one (the others already
-    were a lead of the account: another hunt's run got there first)."""
-    hunt = run.hunt
-    rows: list[tuple[object, ...]] = [
-        (hunt.account_id, hunt.id, p.ad.id, NOUVEAU, 0, run.now, run.now) for p in planned
-    ]
-    sql = _insert(Lead, _LEAD_FIELDS, rows) + (
-        f' ON CONFLICT DO NOTHING RETURNING "{Lead.ad.column_name}"'
-    )
-    cursor = database.execute_sql(sql, _values(_LEAD_FIELDS, rows))
-    return {int(found[0]) for found in cursor.fetchall()}
-
-
 def contact_page(run: Run, ads: list[Ad], room: int | None) -> PageResult:
     """Contact the page's ads (newest first) within `room` slots and the run's credits; in the
     caller's transaction. Updates the run's free credits and skip counts."""
@@ -209,7 +151,7 @@ def contact_page(run: Run, ads: list[Ad], room: int | None) -> PageResult:
         result.at_limit = short_of_slots and not taken
         return result
 
-    leads = _insert_leads(run, planned)
+    leads = sql.insert_leads(hunt.account_id, hunt.id, [p.ad.id for p in planned], run.now)
     for p in planned:
         if p.ad.id not in leads:
             run.skip("already_lead")
@@ -243,14 +185,9 @@ def contact_page(run: Run, ads: list[Ad], room: int | None) -> PageResult:
         Lead.delete().where((Lead.hunt == hunt.id) & Lead.ad.in_(undone)).execute()
     if suppressed:
         OutboxMessage.delete().where(OutboxMessage.id.in_(suppressed)).execute()
-    if contacts:
-        rows: list[tuple[object, ...]] = [
-            (hunt.id, p.ad.id, p.channel, claim.id, run.day, CONTACT_QUEUED, run.now)
-            for p, claim in contacts
-        ]
-        database.execute_sql(
-            _insert(ContactedAd, _CONTACT_FIELDS, rows), _values(_CONTACT_FIELDS, rows)
-        )
+    sql.insert_contacts(
+        hunt.id, run.day, run.now, [(p.ad.id, p.channel, claim.id) for p, claim in contacts]
+    )
 
     per_channel = Counter(p.channel for p, _ in contacts)
     refused = Counter(p.channel for p in planned) - per_channel

@@ -16,16 +16,15 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from peewee import fn
-
 from storage import clock
 from storage.db import database, write_transaction
 from storage.errors import InvalidInput, NotFound
 from storage.models.accounts import Account
+from storage.models.base import RowReader
 from storage.models.hunts import ACTIVE, Hunt, HuntRun
-from worker.hunts import credits, pacing
+from worker.hunts import pacing, sql
 from worker.hunts.criteria import find_matches, parse_criteria
-from worker.hunts.page import SOURCE, contact_page, idempotency_key
+from worker.hunts.page import SOURCE, PageResult, contact_page, idempotency_key
 from worker.hunts.template import Part, compile_template
 from worker.logging import get_logger
 
@@ -55,6 +54,7 @@ class _Run:
 
 
 _HUNT_FIELDS = tuple(Hunt._meta.sorted_fields)
+_read_hunt = RowReader(Hunt, _HUNT_FIELDS)
 
 
 @lru_cache(maxsize=4)
@@ -73,10 +73,7 @@ def _load(hunt_id: int) -> tuple[Hunt, str] | None:
     found = database.execute_sql(_load_sql(str(database.obj.param)), [hunt_id]).fetchone()
     if found is None:
         return None
-    data = {f.name: f.python_value(v) for f, v in zip(_HUNT_FIELDS, found, strict=False)}
-    hunt = Hunt(__no_default__=1, **data)
-    hunt._dirty.clear()  # type: ignore[attr-defined]
-    return hunt, str(found[-1])
+    return _read_hunt(found[:-1]), str(found[-1])
 
 
 def run_hunt(hunt_id: int, run_id: int | None = None) -> dict[str, Any]:
@@ -103,11 +100,15 @@ def run_hunt(hunt_id: int, run_id: int | None = None) -> dict[str, Any]:
     except InvalidInput as exc:
         # Written around the checks (by hand, a bad migration): refused, not retried.
         raise InvalidInput(f"hunt {hunt_id}: stored {exc}") from None
-    run = _Run(hunt, day, now, compile_template(hunt.message_template), credits.available(hunt.id))
-    left = pacing.remaining(hunt.id, day, hunt.daily_pacing_limit)
+    # The credits free and the day's count: one statement (credits.available, pacing.get_count).
+    free, counted = sql.run_start(hunt.id, day)
+    run = _Run(hunt, day, now, compile_template(hunt.message_template), free)
+    limit = hunt.daily_pacing_limit
+    left = None if limit is None else max(0, limit - counted)
     cursor: tuple[datetime, int] | None = None
-    stopped = "no_more_matching_ads"
-    while True:
+    stopped: str | None = None
+    finished = False
+    while stopped is None:
         usable = run.usable_channels()
         if left is not None and run.contacted >= left:
             stopped = "pacing_limit"
@@ -135,17 +136,17 @@ def run_hunt(hunt_id: int, run_id: int | None = None) -> dict[str, Any]:
         # broker after the commit (a crash before that leaves them queued, for the relay).
         with write_transaction():
             done = contact_page(run, page, room)
-        if done.seen:
-            last = page[done.seen - 1]
-            cursor = (last.published_at, last.id)
-        if done.at_limit:
-            stopped = "pacing_limit"
-            break
-        if len(page) < page_size:
-            stopped = "no_more_matching_ads" if run.usable_channels() else "no_credits"
-            break
+            if done.seen:
+                last = page[done.seen - 1]
+                cursor = (last.published_at, last.id)
+            stopped = _stop_after(run, done, len(page) < page_size, left)
+            if stopped is not None:
+                # The run's end is written with its last page: one transaction, not two.
+                sql.finish_run(hunt_id, run_id, now, run.contacted, touch_scan=True)
+                finished = True
 
-    _finish(hunt_id, run_id, now, run.contacted, touch_scan=True)
+    if not finished:
+        _finish(hunt_id, run_id, now, run.contacted, touch_scan=True)
     result = {
         "hunt_id": hunt_id,
         "day": day.isoformat(),
@@ -157,16 +158,20 @@ def run_hunt(hunt_id: int, run_id: int | None = None) -> dict[str, Any]:
     return result
 
 
+def _stop_after(run: _Run, done: PageResult, short: bool, left: int | None) -> str | None:
+    """Why the run stops after a page (None: it goes on with the next page)."""
+    if done.at_limit or (left is not None and run.contacted >= left):
+        return "pacing_limit"
+    if not run.usable_channels():
+        return "no_credits"
+    return "no_more_matching_ads" if short else None
+
+
 def _finish(
     hunt_id: int, run_id: int | None, now: datetime, contacted: int, touch_scan: bool
 ) -> None:
     with write_transaction():
-        if touch_scan:
-            Hunt.update(last_scan_at=now).where(Hunt.id == hunt_id).execute()
-        if run_id is not None:
-            HuntRun.update(
-                finished_at=now, contacted=fn.COALESCE(HuntRun.contacted, 0) + contacted
-            ).where((HuntRun.id == run_id) & (HuntRun.hunt == hunt_id)).execute()
+        sql.finish_run(hunt_id, run_id, now, contacted, touch_scan)
 
 
 def record_failure(hunt_id: int, run_id: int | None, error: str) -> None:

@@ -82,18 +82,30 @@ def done_count(driver) -> int:
 def shows(driver, element_id: str, text: str) -> bool:
     """Whether the page now loaded shows `text` in that element (the page a form's submit
     leads to may not have replaced the one it was sent from yet)."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
 
     try:
         return driver.find_element("id", element_id).text == text
-    except (NoSuchElementException, StaleElementReferenceException):
+    except WebDriverException:  # no such element yet, or one of the page being replaced
         return False
 
 
+def submit_and_wait(driver, button) -> None:
+    """Click a form's submit button, then wait until the page it was on has been replaced
+    (reading the next page before would read the old one, or an element being torn down)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    page = driver.find_element("tag name", "html")
+    button.click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
+
+
 def tick_and_submit(driver, form_id: str) -> None:
+    """Confirm and submit the form, then wait for the page it leads to."""
     form = driver.find_element("id", form_id)
     form.find_element("name", "confirm").click()
-    form.find_element("css selector", "button[type=submit]").click()
+    submit_and_wait(driver, form.find_element("css selector", "button[type=submit]"))
 
 
 def test_an_operator_follows_a_campaign_pauses_it_and_requeues_a_dead_letter(
@@ -120,7 +132,7 @@ def test_an_operator_follows_a_campaign_pauses_it_and_requeues_a_dead_letter(
         browser.get(f"{web}/console/login")
         browser.find_element("id", "email").send_keys(tenant.email)
         browser.find_element("id", "password").send_keys(PASSWORD)
-        browser.find_element("id", "login").click()
+        submit_and_wait(browser, browser.find_element("id", "login"))
         assert "Overview" in browser.find_element("tag name", "h1").text
         # The overview shows their paused sender and why, not the other account's
         paused = browser.find_element("id", "senders-paused").text

@@ -125,7 +125,7 @@ def queue_message(
             _tell_suppressed([row])
         elif enqueue:
             # Outside a transaction the row is committed already, and this enqueues at once.
-            database.after_commit(lambda: enqueue_delivery(row.id))
+            database.after_commit(lambda: enqueue_delivery(row.id, account_id=account_id))
         return row
     existing = outbox_sql.get_by_key(idempotency_key)
     if existing is None:
@@ -229,7 +229,7 @@ def queue_messages(
         _tell_suppressed(written)
         claimed = [row.id for row in written if row.status == QUEUED]
         if claimed:
-            database.after_commit(lambda: enqueue_deliveries(claimed))
+            database.after_commit(lambda: enqueue_deliveries(claimed, account_id=account_id))
     if len(written) < len(messages):
         log.info("outbox.keys_already_claimed", count=len(messages) - len(written))
     return written

@@ -109,3 +109,23 @@ def enqueue_deliveries_later(
 def first_backoff_ms() -> int:
     """How long the delivery actor waits before its first retry."""
     return int(delivery_actor().options["min_backoff"])
+
+
+def prefetch_of(threads: int) -> int:
+    """Messages a worker process fetches ahead per queue, as Dramatiq works it out (its
+    ``dramatiq_queue_prefetch`` variable, else twice the threads)."""
+    from dramatiq import worker
+
+    return worker.QUEUE_PREFETCH or min(threads * 2, 65535)
+
+
+def sends_ahead_at_most(processes: int, threads: int) -> int:
+    """The fair-shares rule as a number: the sends of one busy lane that can go out before the
+    last send of a group of another lane, when both were waiting as the workers fetched them
+    (docs/operating.md, "Fair shares").
+
+    In the worker process that fetched the group: at most its prefetch of the busy lane's
+    messages were fetched before it, and at most `threads - 1` more start beside it, each of up
+    to DELIVERY_GROUP sends; every other process works at the same pace meanwhile.
+    """
+    return processes * (prefetch_of(threads) + threads - 1) * DELIVERY_GROUP

@@ -113,8 +113,8 @@ def queue_message(
     never enqueued, and its source's outcome handlers hear it at once.
     Works inside the caller's transaction, so a claim commits or rolls back with it. With
     `enqueue=False` the caller enqueues the deliveries itself once its transaction has
-    committed (``worker.delivery_queue.enqueue_deliveries``, many rows as groups); the relay
-    covers a crash in between.
+    committed (``worker.delivery_queue.enqueue_deliveries``, many rows of one account as groups on
+    its lane); the relay covers a crash in between.
     """
     message = _checked(idempotency_key, channel, recipient, body, media, source, account_id)
     # One statement claims the key and reads the new row back: atomic without a transaction

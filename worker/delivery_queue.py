@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import dramatiq
-from dramatiq.common import q_name
 
 from worker.enqueue import enqueue_many
 
@@ -46,11 +45,6 @@ def lane_of(account_id: int | None) -> str:
     if account_id is None:
         return DELIVERY_QUEUE
     return DELIVERY_QUEUES[1 + int(account_id) % DELIVERY_LANES]
-
-
-def is_delivery_queue(queue_name: str) -> bool:
-    """A delivery lane or the default queue (or its delayed or dead-letter queue)."""
-    return q_name(queue_name) in DELIVERY_QUEUES
 
 
 def declare_lanes(broker: dramatiq.Broker) -> None:

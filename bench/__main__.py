@@ -42,7 +42,7 @@ def benches() -> dict[str, ModuleType]:
     # A bench may set variables for its own run when imported: they are not the others'.
     environment = dict(os.environ)
     for info in pkgutil.iter_modules([str(package)]):
-        if info.name.startswith("_") or info.name in ("common", "readme", "noop"):
+        if info.name.startswith("_") or info.name in ("common", "readme", "noop", "occupancy"):
             continue
         module = importlib.import_module(f"bench.{info.name}")
         if callable(getattr(module, "summary", None)):

@@ -42,6 +42,7 @@ from bench.common import (
     report,
     wait_for,
 )
+from worker.delivery_queue import DELIVERY_QUEUES
 
 # Goodbyes go to the dry-run channel: the bench measures this system, not WhatsApp.
 os.environ["OUTREACH_ENGAGEMENT_CHANNEL"] = "log"
@@ -63,8 +64,9 @@ BARE_MESSAGES_MAX = 50_000
 PROGRESS_EVERY = 30
 # A run not finished after this long has failed.
 RUN_TIMEOUT = 3600
-# The queues of the run's messages: one per user and check, the run's watch, the goodbyes.
-RUN_QUEUES = ("engagement", "delivery")
+# The queues of the run's messages: one per user and check, the run's watch, the goodbyes
+# (handed to the delivery, on the default queue or an account's lane).
+RUN_QUEUES = ("engagement", *DELIVERY_QUEUES)
 
 
 def expected_counts(n: int) -> dict[str, int]:

@@ -1,26 +1,34 @@
 """Pacing's cost and accuracy, on the real Redis and PostgreSQL. `python -m bench.pacing`.
 
-1. Pacing off: plain outbox messages on the `log` channel (unpaced, no account, so no hours),
-   queued in bulk then delivered by the Procfile-like worker: messages per second and worker
-   CPU per message (compare with `outbox_floor` of `python -m bench.campaigns`).
+1. Pacing off: outbox messages on the `log` channel (unpaced), queued in bulk as a campaign
+   batch is (`queue_messages`, one account's rows at a time), then delivered by the
+   Procfile-like worker. Twice over, in the order one lane, lanes, lanes, one lane: all of one
+   account (one lane: what one delivery queue did before the lanes), and spread over one
+   account per lane (every lane busy). Deliveries per second of each, their ratio (the target:
+   lanes within 10% of one lane), and the bare actor's rate before and after, in the same run.
 2. Many paced senders: --senders WhatsApp senders (one per account, each its own WAHA session),
    each paced at exactly 1 message per --spacing seconds, --seconds of messages each, sent to a
-   local WAHA stand-in: sends per second against the number of ready senders, the largest
-   error of a gap between two sends of one sender, and worker CPU per send. Threads never wait
-   for a slot (a row not yet allowed is a delayed message), so the rate is set by the senders.
+   local WAHA stand-in, by two worker processes: sends per second against the number of ready
+   senders, the largest error of a gap between two sends of one sender, worker CPU per send,
+   and thread occupancy (bench.occupancy: the share of worker-thread time spent processing
+   messages, their CPU, and the longest message; a row not yet allowed is a delayed message, so
+   no thread sleeps waiting for a slot, and no message lasts anything like a spacing).
 
-Options: --plain N --senders N --seconds N --spacing S
+Options: --plain N --senders N --seconds N --spacing S (--plain 0 or --senders 0 skips a part)
+The issue's figure: `python -m bench.pacing --senders 1000 --seconds 60`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import threading
 import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 from peewee import fn
@@ -28,13 +36,20 @@ from peewee import fn
 from bench.common import (
     WORKER_PROCESSES,
     WORKER_THREADS,
+    bare_actor_around,
     bench_environment,
     cpu_ms_per_message,
+    figure,
     load_average,
     report,
     wait_for,
     worker,
 )
+
+# Log messages per pacing-off run (each of the four runs).
+PLAIN_MESSAGES = 5_000
+# Where bench.occupancy's worker processes write their thread figures (its variable).
+OCCUPANCY_DIR_VARIABLE = "OUTREACH_BENCH_OCCUPANCY_DIR"
 
 
 class _Arrivals:
@@ -77,21 +92,66 @@ def _sent(count: int) -> bool:
     return OutboxMessage.select().where(OutboxMessage.status == "sent").count() >= count
 
 
-def pacing_off(env: dict[str, str], messages: int) -> dict[str, Any]:
+def _deliver(env: dict[str, str], accounts: list[int], messages: int, tag: str) -> float:
+    """Queue `messages` log messages spread evenly over `accounts`, deliver them; per second."""
+    from storage.models import OutboxMessage
     from worker.outbox import Outgoing, queue_messages
 
-    queue_messages(
-        [Outgoing(f"plain-{n}", "log", f"+3361{n:07d}", "hello") for n in range(messages)]
-    )
+    each = messages // len(accounts)
+    for account in accounts:
+        queue_messages(
+            [
+                Outgoing(f"{tag}-{account}-{n}", "log", f"+3361{n:07d}", "hello")
+                for n in range(each)
+            ],
+            account_id=account,
+        )
+    total = each * len(accounts)
+    pattern = f"{tag}-%"
+
+    def done() -> bool:
+        sent = OutboxMessage.select().where(
+            OutboxMessage.idempotency_key**pattern & (OutboxMessage.status == "sent")
+        )
+        return sent.count() >= total
+
     start = time.perf_counter()
     with worker(env):
-        seconds = wait_for(lambda: _sent(messages), timeout=600, interval=0.2)
-    return {
-        "messages": messages,
-        "messages_per_second": round(messages / (time.perf_counter() - start), 1),
-        "seconds_to_last_sent": round(seconds, 2),
-        "worker_cpu_ms_per_message": cpu_ms_per_message(messages),
-    }
+        wait_for(done, timeout=600, interval=0.2)
+    return total / (time.perf_counter() - start)
+
+
+def pacing_off(env: dict[str, str], messages: int) -> dict[str, Any]:
+    """One lane against every lane, as one-lane, lanes, lanes, one-lane, between two floors."""
+    from storage import clock
+    from storage.models import Account
+    from worker.delivery_queue import DELIVERY_LANES, lane_of
+
+    accounts = [
+        int(Account.create(name=f"plain {n}", sending_hours="always", created_at=clock.now()).id)
+        for n in range(DELIVERY_LANES)
+    ]
+    assert len({lane_of(a) for a in accounts}) == DELIVERY_LANES
+
+    def measure() -> dict[str, Any]:
+        rates: dict[str, list[float]] = {"one_lane": [], "lanes": []}
+        for number, kind in enumerate(("one_lane", "lanes", "lanes", "one_lane")):
+            used = accounts[:1] if kind == "one_lane" else accounts
+            rates[kind].append(_deliver(env, used, messages, f"{kind}{number}"))
+        cpu = cpu_ms_per_message(messages)
+        one, lanes = (sum(rates[k]) / len(rates[k]) for k in ("one_lane", "lanes"))
+        return {
+            "messages_per_run": messages,
+            "one_lane_messages_per_second": round(one, 1),
+            "lanes_messages_per_second": round(lanes, 1),
+            "runs": {k: [round(r, 1) for r in v] for k, v in rates.items()},
+            "lanes_over_one_lane": round(lanes / one, 3),
+            "last_run_worker_cpu_ms_per_message": cpu,
+        }
+
+    floor, result = bare_actor_around(env, messages, measure)
+    result["bare_actor"] = floor
+    return result
 
 
 def many_senders(env: dict[str, str], senders: int, seconds: int, spacing: float) -> dict[str, Any]:
@@ -119,12 +179,14 @@ def many_senders(env: dict[str, str], senders: int, seconds: int, spacing: float
             account_id=account.id,
         )
     OutboxMessage.update(enqueued_at=clock.now()).execute()
+    occupancy_dir = tempfile.mkdtemp(prefix="outreach-occupancy-")
     paced_env = {
         **env,
         "WAHA_URL": f"http://127.0.0.1:{server.server_port}/",
         "dramatiq_worker_timeout": "100",
+        OCCUPANCY_DIR_VARIABLE: occupancy_dir,
     }
-    with worker(paced_env):
+    with worker(paced_env, "bench.occupancy"):
         try:
             wait_for(lambda: arrivals.count() >= total, timeout=seconds * 10 + 120, interval=0.2)
         except TimeoutError:
@@ -161,6 +223,32 @@ def many_senders(env: dict[str, str], senders: int, seconds: int, spacing: float
         "mean_gap_error_seconds": round(sum(errors) / len(errors), 3),
         "gaps_shorter_than_spacing": len(short),
         "worker_cpu_ms_per_send": cpu_ms_per_message(total),
+        "threads": _occupancy(Path(occupancy_dir)),
+    }
+
+
+def _occupancy(folder: Path) -> dict[str, Any]:
+    """The worker processes' thread figures (bench.occupancy), together."""
+    runs = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    if not runs:
+        return {"processes_reported": 0}
+    capacity = sum(run["threads"] * run["wall_seconds"] for run in runs)
+    busy = sum(run["busy_seconds"] for run in runs)
+    cpu = sum(run["cpu_seconds"] for run in runs)
+    messages = sum(run["messages"] for run in runs)
+    return {
+        "processes_reported": len(runs),
+        "threads_each": runs[0]["threads"],
+        "occupancy": round(busy / capacity, 4) if capacity else None,
+        "busy_seconds": round(busy, 2),
+        "busy_cpu_share": round(cpu / busy, 3) if busy else None,
+        "messages": messages,
+        "mean_message_ms": round(busy / messages * 1000, 2) if messages else None,
+        "longest_message_ms": round(max(run["longest_message_seconds"] for run in runs) * 1000, 1),
+        "sleeps_in_messages": sum(run["sleeps_in_messages"] for run in runs),
+        "slept_seconds_in_messages": round(
+            sum(run["slept_seconds_in_messages"] for run in runs), 3
+        ),
     }
 
 
@@ -170,7 +258,7 @@ def _short_gaps(times: list[float], spacing: float) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plain", type=int, default=5_000)
+    parser.add_argument("--plain", type=int, default=PLAIN_MESSAGES)
     parser.add_argument("--senders", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--spacing", type=float, default=1.0)
@@ -183,9 +271,56 @@ def main() -> None:
     with bench_environment("pacing") as env:
         import worker.actors  # noqa: F401  (after the environment: the bench's broker)
 
-        figures["pacing_off"] = pacing_off(env, args.plain)
-        figures["many_senders"] = many_senders(env, args.senders, args.seconds, args.spacing)
+        # 0 skips a part.
+        if args.plain:
+            figures["pacing_off"] = pacing_off(env, args.plain)
+        if args.senders:
+            figures["many_senders"] = many_senders(env, args.senders, args.seconds, args.spacing)
     report(figures)
+
+
+# Targets of the issue: lanes cost at most 10% of one lane's rate; sends keep up with 90% of
+# the ready senders.
+LANES_RATIO_TARGET = 0.9
+READY_SENDERS_TARGET = 0.9
+
+
+def summary(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The figures asked of this bench, with their targets."""
+    out: dict[str, dict[str, Any]] = {}
+    if "pacing_off" in figures:
+        off = figures["pacing_off"]
+        bare = off["bare_actor"]["messages_per_second"]
+        out["pacing off (log): deliveries through 8 lanes over one lane"] = figure(
+            off["lanes_over_one_lane"], "x one lane", LANES_RATIO_TARGET, bare_actor=bare
+        )
+        out["pacing off (log): deliveries through 8 lanes"] = figure(
+            round(off["lanes_messages_per_second"] / bare, 3) if bare else None,
+            "x bare actor",
+            bare_actor=bare,
+        )
+    if "many_senders" in figures:
+        paced = figures["many_senders"]
+        name = f"paced: {paced['senders']:,} senders at 1 per {paced['spacing_seconds']:g} s"
+        out[f"{name}, sends over ready senders"] = figure(
+            paced["rate_over_ready_senders"], "x ready senders", READY_SENDERS_TARGET
+        )
+        out[f"{name}, max gap error"] = figure(paced["max_gap_error_seconds"], "s")
+        out[f"{name}, worker CPU a send"] = figure(paced["worker_cpu_ms_per_send"], "ms")
+        threads = paced["threads"]
+        out[f"{name}, thread occupancy"] = figure(threads.get("occupancy"), "of thread time")
+        out[f"{name}, longest message"] = figure(threads.get("longest_message_ms"), "ms")
+        out[f"{name}, thread time slept in messages"] = figure(
+            threads.get("slept_seconds_in_messages"), "s", 0, at_most=True
+        )
+    return out
+
+
+# What `python -m bench --quick` and `python -m bench` run. Pacing off needs more delivery
+# messages a lane than a worker process fetches ahead (16 with 8 threads): with fewer, the first
+# process takes every lane's backlog and the figure measures that, not the lanes.
+QUICK_ARGS = ["--plain", "10000", "--senders", "100", "--seconds", "15"]
+FULL_ARGS = ["--plain", "20000", "--senders", "1000", "--seconds", "60"]
 
 
 if __name__ == "__main__":

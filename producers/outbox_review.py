@@ -84,6 +84,7 @@ def resolve(outbox_id: int, action: str, by: str, reason: str) -> OutboxMessage:
         if action == RESEND:
             from worker.delivery_queue import enqueue_delivery
 
-            database.after_commit(lambda: enqueue_delivery(outbox_id))
+            account = row.account_id
+            database.after_commit(lambda: enqueue_delivery(outbox_id, account_id=account))
     log.info("outbox.resolved", outbox_id=outbox_id, action=action, by=by.strip(), reason=reason)
     return OutboxMessage.get_by_id(outbox_id)

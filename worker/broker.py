@@ -9,6 +9,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.redis import MAINTENANCE_SCALE
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import q_name
 
 from storage.db import init_database
 from storage.errors import ConfigurationError
@@ -78,13 +79,17 @@ def setup(settings: Settings | None = None) -> dramatiq.Broker:
 
 
 def use_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
-    """Move every declared actor to another broker (tests, embedded mode)."""
+    """Move every declared actor and queue (the delivery lanes) to another broker (tests,
+    embedded mode)."""
     global _configured
     current = dramatiq.get_broker()
     for name in current.get_declared_actors():
         actor = current.get_actor(name)
         actor.broker = broker
         broker.declare_actor(actor)
+    for queue in sorted(current.get_declared_queues()):
+        if q_name(queue) == queue:  # not a delayed queue: declaring the queue declares that
+            broker.declare_queue(queue)
     dramatiq.set_broker(broker)
     _configured = broker
     return broker

@@ -49,9 +49,9 @@ from worker.channels import (
 )
 from worker.consent.unsubscribe import unsubscribe_link
 from worker.delivery_queue import (
-    enqueue_deliveries,
     enqueue_deliveries_later,
     enqueue_delivery,
+    enqueue_rows,
     first_backoff_ms,
 )
 from worker.logging import get_logger
@@ -182,13 +182,14 @@ def send_here(outbox_id: int, values: Sequence[object]) -> None:
     first backoff, with its retries; if even that fails, the relay settles the row later.
     Never raises: the row is committed, and the caller's own work is done.
     """
+    row = outbox_sql.claimed_row(outbox_id, values)
     try:
-        send_claimed(outbox_sql.claimed_row(outbox_id, values))
+        send_claimed(row)
         return
     except Exception as exc:
         log.warning("outbox.delivery_handed_over", outbox_id=outbox_id, error=str(exc))
     try:
-        enqueue_deliveries_later([outbox_id], first_backoff_ms())
+        enqueue_deliveries_later([outbox_id], first_backoff_ms(), account_id=row.account_id)
     except Exception as exc:
         log.error("outbox.enqueue_failed", outbox_id=outbox_id, error=str(exc))
 
@@ -252,7 +253,7 @@ def _raise_first(errors: list[Exception]) -> None:
 def _hand_over(outbox_ids: list[int]) -> None:
     """A new message for the rows this one did not reach in time."""
     log.info("delivery.handed_over", count=len(outbox_ids))
-    enqueue_deliveries(outbox_ids)
+    enqueue_rows(outbox_sql.accounts_of(outbox_ids))
 
 
 def _deliver_unclaimed(outbox_id: int, settings: Settings) -> Outcome:
@@ -571,7 +572,7 @@ def recover_stale_sending(stale_before: datetime, limit: int) -> dict[str, int]:
                     .execute()
                 )
             if back:
-                enqueue_delivery(row.id)
+                enqueue_delivery(row.id, account_id=row.account_id)
                 counts["resent"] += 1
         elif _mark_unknown(row) is Outcome.UNKNOWN:
             counts["unknown"] += 1

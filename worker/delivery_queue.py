@@ -1,13 +1,27 @@
-"""Putting outbox rows' deliveries on the broker.
+"""Putting outbox rows' deliveries on the broker, each account's on its own lane.
+
+Fair shares between accounts: deliveries are spread over a few Dramatiq queues, the lanes. An
+account's deliveries always go on lane ``account_id % DELIVERY_LANES`` (``delivery.lane3``); a
+message of no account goes on the default queue, ``delivery``. The stock ``dramatiq`` runner
+consumes every declared queue, and a worker process puts what each queue's consumer fetched on
+one work queue in the order it was fetched; a consumer fetches again only as its own messages
+are done. So a lane holding a huge backlog has at most its prefetch of messages waiting ahead of
+another lane's in each worker process, and the lanes take turns from there on
+(docs/operating.md, "Fair shares").
+
+Only the queue changes with the lane: the actor is the same (``deliver_outbox_messages``), its
+retries go back on the lane the message was on (Dramatiq retries a message on its own queue),
+and a dead-lettered one sits in its lane's dead-letter set, requeued onto that lane.
 
 The delivery actor is found by its name on the broker, not imported: the outbox, the delivery
 and pacing enqueue deliveries, and the actors (``worker.actors``, which import every kind of
-work) sit above all three. ``worker.actors.delivery`` declares the actor under this name.
+work) sit above all three. ``worker.actors.delivery`` declares the actor under this name, and
+the lanes with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import dramatiq
 
@@ -18,6 +32,25 @@ DELIVER_GROUP_ACTOR = "deliver_outbox_messages"
 # Outbox ids per delivery message: one message (and one claim per window, see
 # worker.delivery) for many sends, where a message per send would cost more than the send.
 DELIVERY_GROUP = 50
+# The queue of deliveries of no account (and the delivery actors' own queue).
+DELIVERY_QUEUE = "delivery"
+# Lanes that accounts' deliveries are spread over: accounts on different lanes take turns.
+DELIVERY_LANES = 8
+# Every queue a delivery can be on: the default one, then the lanes.
+DELIVERY_QUEUES = (DELIVERY_QUEUE, *(f"{DELIVERY_QUEUE}.lane{n}" for n in range(DELIVERY_LANES)))
+
+
+def lane_of(account_id: int | None) -> str:
+    """The queue an account's deliveries go on (the default queue for no account)."""
+    if account_id is None:
+        return DELIVERY_QUEUE
+    return DELIVERY_QUEUES[1 + int(account_id) % DELIVERY_LANES]
+
+
+def declare_lanes(broker: dramatiq.Broker) -> None:
+    """Declare every lane on the broker, so that its workers consume them."""
+    for name in DELIVERY_QUEUES:
+        broker.declare_queue(name)
 
 
 def delivery_actor() -> dramatiq.Actor:
@@ -26,32 +59,67 @@ def delivery_actor() -> dramatiq.Actor:
     return actor
 
 
-def enqueue_delivery(outbox_id: int) -> None:
-    enqueue_deliveries([outbox_id])
-
-
-def enqueue_deliveries(outbox_ids: Sequence[int]) -> None:
-    """One delivery message per group of up to DELIVERY_GROUP ids, in one Redis round trip."""
-    ids = [int(outbox_id) for outbox_id in outbox_ids]
-    if not ids:
-        return
+def _messages(outbox_ids: Sequence[int], account_id: int | None) -> Iterable[dramatiq.Message]:
+    """One message per group of up to DELIVERY_GROUP ids, on the account's lane."""
     actor = delivery_actor()
+    lane = lane_of(account_id)
+    ids = [int(outbox_id) for outbox_id in outbox_ids]
+    for first in range(0, len(ids), DELIVERY_GROUP):
+        message = actor.message(ids[first : first + DELIVERY_GROUP])
+        yield message if lane == message.queue_name else message.copy(queue_name=lane)
+
+
+def enqueue_delivery(outbox_id: int, *, account_id: int | None) -> None:
+    enqueue_deliveries([outbox_id], account_id=account_id)
+
+
+def enqueue_deliveries(outbox_ids: Sequence[int], *, account_id: int | None) -> None:
+    """The rows of one account (None: of no account), as groups of up to DELIVERY_GROUP ids on
+    its lane, in one Redis round trip."""
+    if outbox_ids:
+        enqueue_many(_messages(outbox_ids, account_id))
+
+
+def enqueue_rows(rows: Iterable[tuple[int, int | None]]) -> None:
+    """Rows of any accounts, as (outbox id, account id): grouped by account (a group's rows are
+    always of one account), each account's on its lane, in one Redis round trip."""
+    by_account: dict[int | None, list[int]] = {}
+    for outbox_id, account_id in rows:
+        by_account.setdefault(account_id, []).append(int(outbox_id))
     enqueue_many(
-        actor.message(ids[first : first + DELIVERY_GROUP])
-        for first in range(0, len(ids), DELIVERY_GROUP)
+        message for account_id, ids in by_account.items() for message in _messages(ids, account_id)
     )
 
 
-def enqueue_deliveries_later(outbox_ids: Sequence[int], delay_ms: int | None) -> None:
+def enqueue_deliveries_later(
+    outbox_ids: Sequence[int], delay_ms: int | None, *, account_id: int | None
+) -> None:
     """As :func:`enqueue_deliveries`, each message delayed by `delay_ms` (None: not delayed)."""
-    ids = [int(outbox_id) for outbox_id in outbox_ids]
-    if not ids:
-        return
-    actor = delivery_actor()
-    for first in range(0, len(ids), DELIVERY_GROUP):
-        actor.send_with_options(args=(ids[first : first + DELIVERY_GROUP],), delay=delay_ms)
+    broker = dramatiq.get_broker()
+    for message in _messages(outbox_ids, account_id):
+        broker.enqueue(message, delay=delay_ms)
 
 
 def first_backoff_ms() -> int:
     """How long the delivery actor waits before its first retry."""
     return int(delivery_actor().options["min_backoff"])
+
+
+def prefetch_of(threads: int) -> int:
+    """Messages a worker process fetches ahead per queue, as Dramatiq works it out (its
+    ``dramatiq_queue_prefetch`` variable, else twice the threads)."""
+    from dramatiq import worker
+
+    return worker.QUEUE_PREFETCH or min(threads * 2, 65535)
+
+
+def sends_ahead_at_most(processes: int, threads: int) -> int:
+    """The fair-shares rule as a number: the sends of one busy lane that can go out before the
+    last send of a group of another lane, when both were waiting as the workers fetched them
+    (docs/operating.md, "Fair shares").
+
+    In the worker process that fetched the group: at most its prefetch of the busy lane's
+    messages were fetched before it, and at most `threads - 1` more start beside it, each of up
+    to DELIVERY_GROUP sends; every other process works at the same pace meanwhile.
+    """
+    return processes * (prefetch_of(threads) + threads - 1) * DELIVERY_GROUP

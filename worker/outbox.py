@@ -113,8 +113,8 @@ def queue_message(
     never enqueued, and its source's outcome handlers hear it at once.
     Works inside the caller's transaction, so a claim commits or rolls back with it. With
     `enqueue=False` the caller enqueues the deliveries itself once its transaction has
-    committed (``worker.delivery_queue.enqueue_deliveries``, many rows as groups); the relay
-    covers a crash in between.
+    committed (``worker.delivery_queue.enqueue_deliveries``, many rows of one account as groups on
+    its lane); the relay covers a crash in between.
     """
     message = _checked(idempotency_key, channel, recipient, body, media, source, account_id)
     # One statement claims the key and reads the new row back: atomic without a transaction
@@ -125,7 +125,7 @@ def queue_message(
             _tell_suppressed([row])
         elif enqueue:
             # Outside a transaction the row is committed already, and this enqueues at once.
-            database.after_commit(lambda: enqueue_delivery(row.id))
+            database.after_commit(lambda: enqueue_delivery(row.id, account_id=account_id))
         return row
     existing = outbox_sql.get_by_key(idempotency_key)
     if existing is None:
@@ -229,7 +229,7 @@ def queue_messages(
         _tell_suppressed(written)
         claimed = [row.id for row in written if row.status == QUEUED]
         if claimed:
-            database.after_commit(lambda: enqueue_deliveries(claimed))
+            database.after_commit(lambda: enqueue_deliveries(claimed, account_id=account_id))
     if len(written) < len(messages):
         log.info("outbox.keys_already_claimed", count=len(messages) - len(written))
     return written

@@ -12,7 +12,7 @@ from storage.db import database
 from storage.models.outbox import QUEUED, OutboxMessage
 from storage.settings import get_settings
 from worker.delivery import recover_stale_sending
-from worker.delivery_queue import enqueue_deliveries
+from worker.delivery_queue import enqueue_rows
 from worker.logging import get_logger
 
 log = get_logger("outreach.outbox")
@@ -34,20 +34,20 @@ def relay(
     relay_after = relay_after or timedelta(seconds=settings.relay_after_seconds)
     sending_stale = sending_stale or timedelta(seconds=settings.sending_stale_seconds)
     now = clock.now()
-    touched_ids: list[int] = []
+    touched: list[tuple[int, int | None]] = []
     with database.connection_context():
-        stale_ids = [
-            row.id
-            for row in OutboxMessage.select(OutboxMessage.id)
+        stale = [
+            (row.id, row.account_id)
+            for row in OutboxMessage.select(OutboxMessage.id, OutboxMessage.account_id)
             .where(
                 (OutboxMessage.status == QUEUED) & (OutboxMessage.enqueued_at < now - relay_after)
             )
             .order_by(OutboxMessage.id)
             .limit(limit)
         ]
-        for outbox_id in stale_ids:
+        for outbox_id, account_id in stale:
             # Conditional: a worker or another relay may have taken the row since it was read.
-            touched = (
+            moved = (
                 OutboxMessage.update(enqueued_at=now)
                 .where(
                     (OutboxMessage.id == outbox_id)
@@ -56,10 +56,11 @@ def relay(
                 )
                 .execute()
             )
-            if touched:
-                touched_ids.append(outbox_id)
-        enqueue_deliveries(touched_ids)
-        requeued = len(touched_ids)
+            if moved:
+                touched.append((outbox_id, account_id))
+        # Each account's rows on its lane (worker.delivery_queue).
+        enqueue_rows(touched)
+        requeued = len(touched)
         recovered = recover_stale_sending(now - sending_stale, limit)
     counts = {"requeued": requeued, **recovered}
     if any(counts.values()):

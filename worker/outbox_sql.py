@@ -458,3 +458,14 @@ def defer_claimed(deferrals: Sequence[tuple[int, int, datetime, datetime | None]
         params += [outbox_id, attempt, at(due), None if hold is None else at(hold)]
     params.append(SENDING)
     return int(database.execute_sql(_defer_sql(_param(), len(deferrals)), params).rowcount)
+
+
+def accounts_of(outbox_ids: Sequence[int]) -> list[tuple[int, int | None]]:
+    """Each row's (id, account id), in the order given, for enqueueing on the accounts' lanes."""
+    query = OutboxMessage.select(OutboxMessage.id, OutboxMessage.account_id).where(
+        OutboxMessage.id.in_(list(outbox_ids))
+    )
+    found: dict[int, int | None] = {
+        int(row.id): (int(row.account_id) if row.account_id is not None else None) for row in query
+    }
+    return [(int(i), found.get(int(i))) for i in outbox_ids]

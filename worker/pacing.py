@@ -59,6 +59,8 @@ class Deferral:
     until: datetime
     hold: datetime | None
     reason: str
+    # Whose row it is: its delayed delivery goes on that account's lane.
+    account_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -138,17 +140,19 @@ def gate(row: OutboxMessage, now: datetime, settings: Settings | None = None) ->
     if not hours.always:
         opening = hours.next_opening(now, zone)
         if opening > now:
-            return Deferral(row.id, row.attempts, opening, None, OUTSIDE_HOURS)
+            return Deferral(row.id, row.attempts, opening, None, OUTSIDE_HOURS, row.account_id)
     if not view.pacing.paced:
         if view.paused_until is not None and view.paused_until > now:
-            return Deferral(row.id, row.attempts, view.paused_until, None, "sender paused")
+            return Deferral(
+                row.id, row.attempts, view.paused_until, None, "sender paused", row.account_id
+            )
         return None
     held = clock.as_utc(row.not_before) if row.not_before else None
     turn = take_turn(name, row.channel, held, now)
     if turn.go:
         return None
     assert turn.until is not None
-    return Deferral(row.id, row.attempts, turn.until, turn.hold, turn.reason)
+    return Deferral(row.id, row.attempts, turn.until, turn.hold, turn.reason, row.account_id)
 
 
 def send_ended(row: OutboxMessage, settings: Settings | None = None) -> None:
@@ -160,22 +164,23 @@ def send_ended(row: OutboxMessage, settings: Settings | None = None) -> None:
 
 
 def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:
-    """The deferred rows' deliveries, each delayed to its time (rows due together, one
-    message). Their rows say when they are due (`enqueued_at`), so the relay leaves them be
-    until well after that, and a lost message is enqueued again by the relay."""
+    """The deferred rows' deliveries, each delayed to its time (rows of one account due
+    together, one message, on the account's lane). Their rows say when they are due
+    (`enqueued_at`), so the relay leaves them be until well after that, and a lost message is
+    enqueued again by the relay."""
     from worker.broker import is_embedded
 
-    by_time: dict[datetime, list[int]] = {}
+    by_time: dict[tuple[datetime, int | None], list[int]] = {}
     for deferral in deferrals:
-        by_time.setdefault(deferral.until, []).append(deferral.outbox_id)
+        by_time.setdefault((deferral.until, deferral.account_id), []).append(deferral.outbox_id)
     now = clock.now()
     embedded = is_embedded()
-    for until, ids in sorted(by_time.items()):
+    for (until, account_id), ids in sorted(by_time.items(), key=lambda item: item[0][0]):
         delay = max(0, int((until - now).total_seconds() * 1000))
         if embedded and delay > EMBEDDED_MAX_DELAY_MS:
             log.info("pacing.left_to_relay", count=len(ids), until=until.isoformat())
             continue
-        enqueue_deliveries_later(ids, delay or None)
+        enqueue_deliveries_later(ids, delay or None, account_id=account_id)
 
 
 # WAHA's answer for "stop contacting new people for a while".
@@ -203,4 +208,5 @@ def pause_on_signal(
     pause(name, until, reason)
     forget(name)
     log.warning("sender.paused", sender=name, until=until.isoformat(), outbox_id=row.id)
-    return Deferral(row.id, row.attempts, until, None, f"sender paused: HTTP {error.status_code}")
+    reason = f"sender paused: HTTP {error.status_code}"
+    return Deferral(row.id, row.attempts, until, None, reason, row.account_id)

@@ -11,7 +11,7 @@ from storage.db import write_transaction
 from storage.models.outbox import QUEUED, SENT, OutboxMessage
 from storage.models.senders import Sender
 from storage.settings import Settings, get_settings
-from worker.delivery_queue import enqueue_deliveries
+from worker.delivery_queue import enqueue_rows
 from worker.logging import get_logger
 from worker.pacing import forget
 from worker.senders import default_sender, get_sender, pacing_of, pause, resume
@@ -37,19 +37,19 @@ def resume_sender(name: str) -> dict[str, Any]:
     forget(name)
     now = clock.now()
     with write_transaction():
-        waiting = [
-            row.id
+        waiting = sorted(
+            (row.id, row.account_id)
             for row in OutboxMessage.update(enqueued_at=now, not_before=None)
             .where(
                 (OutboxMessage.status == QUEUED)
                 & (OutboxMessage.enqueued_at > now)
                 & _rows_of(name, settings)
             )
-            .returning(OutboxMessage.id)
+            .returning(OutboxMessage.id, OutboxMessage.account_id)
             .execute()
-        ]
+        )
     if waiting:
-        enqueue_deliveries(sorted(waiting))
+        enqueue_rows(waiting)
     log.info("sender.resumed", sender=name, was_paused=lifted, requeued=len(waiting))
     return {**sender_summary(get_sender(name), now), "resumed": lifted, "requeued": len(waiting)}
 

@@ -270,6 +270,17 @@ def check_spacing(low: float | None, high: float | None) -> None:
         raise InvalidInput("the maximum spacing must be at least the minimum spacing")
 
 
+def _check_from_address(name: str) -> None:
+    """An email sender's identity is the From address its messages go out with."""
+    from worker.channels.base import PermanentSendError
+    from worker.channels.email import sender_address
+
+    try:
+        sender_address(name)
+    except PermanentSendError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
 def configure_sender(
     name: str,
     *,
@@ -288,6 +299,8 @@ def configure_sender(
     validate_channel(channel)
     if not identity.strip() or len(name) > MAX_NAME:
         raise InvalidInput(f"a sender is named <channel>:<identity>, at most {MAX_NAME} characters")
+    if channel == "email":
+        _check_from_address(name)
     for value in (min_spacing, max_spacing):
         if value is not None and not 0 <= value <= MAX_SPACING_SECONDS:
             raise InvalidInput(f"spacing must be 0 to {MAX_SPACING_SECONDS} seconds")

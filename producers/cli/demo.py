@@ -44,6 +44,7 @@ def demo(database: Path | None, as_json: bool) -> None:
             database,
             on_start=lambda setup: report.print_start(setup, console),
             on_day=lambda day: report.print_day(day, console),
+            on_paced=lambda paced: report.print_paced(paced, console),
         )
         report.print_summary(result, console)
     problems = result["summary"]["problems"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
@@ -95,6 +96,26 @@ def print_day(day: dict[str, Any], console: Console) -> None:
             f"  reply        {reply['who']} wrote {reply['text']!r}: {reply['outcome']}",
             markup=False,
         )
+
+
+def print_paced(paced: dict[str, Any], console: Console) -> None:
+    """The paced batch in three lines: who, when queued, and each send's local time."""
+    zone = ZoneInfo(paced["timezone"])
+    queued = datetime.fromisoformat(paced["queued_at"]).astimezone(zone)
+    sent = [datetime.fromisoformat(at).astimezone(zone) for at in paced["sent_at"]]
+    low, high = paced["spacing_seconds"]
+    console.print()
+    console.print(f"[bold]Paced WhatsApp batch[/bold], {queued:%A %d %B %Y} ({paced['timezone']})")
+    console.print(
+        f"  sender       {paced['sender']}, {low:g}-{high:g} s apart, hours "
+        f"{paced['sending_hours']}; {len(sent)} messages queued at {queued:%H:%M:%S}",
+        markup=False,
+    )
+    times = [f"{sent[0]:%H:%M:%S}"] + [
+        f"{when:%H:%M:%S} (+{gap:g} s)"
+        for when, gap in zip(sent[1:], paced["gaps_seconds"], strict=True)
+    ]
+    console.print(f"  sent at      {', '.join(times)}", markup=False)
 
 
 def _summary_table(result: dict[str, Any]) -> Table:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from producers.demo.days import day_report
+from producers.demo.paced import run_paced_batch
 from producers.demo.paths import demo_paths
 from producers.demo.replies import simulate_replies
 from producers.demo.runtime import Runtime, embedded_runtime
@@ -27,6 +28,8 @@ from producers.embedded import drain
 # The day people write back (see producers.demo.replies), at noon UTC.
 REPLY_DAY = 2
 REPLY_AT = timedelta(hours=12)
+# The account that sends the paced WhatsApp batch (producers.demo.paced).
+PACED_ACCOUNT = "Garage Dupont"
 # A day is simulated up to one minute before midnight, so that each fire falls in its own day.
 DAY_END_MARGIN = timedelta(minutes=1)
 
@@ -70,11 +73,13 @@ def run_demo(
     start: datetime = DEMO_START,
     on_start: Callable[[dict[str, Any]], None] | None = None,
     on_day: Callable[[dict[str, Any]], None] | None = None,
+    on_paced: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the demo into a new SQLite file; returns its report (days, summary, where things are).
+    """Run the demo into a new SQLite file; returns its report (days, the paced batch, summary,
+    where things are).
 
     `on_start` is called once the sample data is loaded, `on_day` after each simulated day,
-    so a caller can print as it goes.
+    `on_paced` after the paced batch, so a caller can print as it goes.
     """
     paths = demo_paths(database)
     began = time.monotonic()
@@ -97,11 +102,18 @@ def run_demo(
             on_start(setup)
         reports = _simulate(runtime, data, start, days, on_day)
         with db.connection_context():
+            # The morning after the simulated days: a paced WhatsApp batch.
+            paced = run_paced_batch(
+                runtime, data.accounts[PACED_ACCOUNT], start + timedelta(days=days)
+            )
+            if on_paced is not None:
+                on_paced(paced)
             summary = summarize(data, reports)
     add_log_sends(summary, paths.log)
     return {
         **setup,
         "days": reports,
+        "paced_batch": paced,
         "summary": summary,
         "wall_seconds": round(time.monotonic() - began, 2),
     }

@@ -7,7 +7,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from dramatiq import Message
 
 from producers.campaigns import tick
 from storage.errors import NotFound
@@ -26,6 +25,7 @@ from tests.campaigns.helpers import (
     reload,
 )
 from tests.conftest import T0
+from tests.lanes import delivery_messages, join_deliveries
 from worker import delivery
 from worker.actors.campaigns import run_campaign_batch
 from worker.campaigns import batches
@@ -44,7 +44,7 @@ def run_due(clock, stub_broker, stub_worker):
     def run() -> dict:
         result = tick(clock.now())
         stub_broker.join("campaign", fail_fast=False)
-        stub_broker.join("delivery", fail_fast=False)
+        join_deliveries(stub_broker)
         return result
 
     return run
@@ -166,7 +166,7 @@ def test_progress_is_recorded_per_recipient_as_each_one_is_queued_and_sent(
     ]
     assert all(r.queued_at == T0 for r in rows[:3])
     # And one delivery message, naming the three queued recipients' outbox rows, is on the broker
-    [message] = [Message.decode(m) for m in stub_broker.queues["delivery"].queue]
+    [message] = delivery_messages(stub_broker)
     assert sorted(message.args[0]) == sorted(r.id for r in OutboxMessage.select())
 
 
@@ -400,7 +400,7 @@ def test_a_tick_while_the_last_sends_are_in_flight_records_no_batch_then_the_cam
     finally:
         # When the held sends end
         release.set()
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     # Then the campaign completes, its history one batch of three
     assert reload(campaign).status == "completed"
     assert [(b.number, b.selected) for b in batch_rows(campaign)] == [(1, 3)]

@@ -13,6 +13,7 @@ from storage.errors import InvalidState, NotFound, PermissionDenied
 from storage.models import Campaign, CampaignBatch, OutboxMessage
 from tests.campaigns.helpers import batch_rows, outbox_keys, recipients_by_status, reload
 from tests.conftest import T0
+from tests.lanes import join_deliveries
 from worker.campaigns import batches
 from worker.campaigns.control import cancel, pause, resume, run_manually
 
@@ -29,7 +30,7 @@ def work(stub_broker):
         worker.start()
         try:
             stub_broker.join("campaign", fail_fast=False)
-            stub_broker.join("delivery", fail_fast=False)
+            join_deliveries(stub_broker)
         finally:
             worker.stop()
 

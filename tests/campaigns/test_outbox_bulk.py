@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from dramatiq import Message
 
 from storage.db import database
 from storage.errors import InvalidInput
 from storage.models import OutboxMessage
+from tests.lanes import delivery_messages
 from worker.channels import Media
 from worker.outbox import Outgoing, queue_messages
 
@@ -16,7 +16,7 @@ def deliveries(broker) -> int:
     """Outbox rows named by the delivery messages on the broker."""
     if "delivery" not in broker.queues:
         return 0
-    return sum(len(Message.decode(m).args[0]) for m in broker.queues["delivery"].queue)
+    return sum(len(m.args[0]) for m in delivery_messages(broker))
 
 
 def test_each_key_is_claimed_once_and_only_new_claims_are_enqueued(db, clock, stub_broker):

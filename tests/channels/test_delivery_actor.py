@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from storage.models import OutboxMessage
+from storage.models import Account, OutboxMessage
 from storage.settings import get_settings
 from tests.channels.conftest import log_lines
+from tests.lanes import join_deliveries
 from worker import outbox
-from worker.actors.delivery import deliver_outbox_message
+from worker.actors.delivery import deliver_outbox_message, deliver_outbox_messages
 from worker.delivery import Outcome, deliver
+from worker.delivery_queue import lane_of
 from worker.outbox import queue_message
 
 PHONE = "+33 6 12 34 56 78"
@@ -42,7 +44,7 @@ def test_a_permanent_error_ends_failed_with_the_reason_and_no_retry(
     smtp_server.refused.add("nobody@example.com")
     row = queue_message("k-refused", "email", "nobody@example.com", "hello")
     # When the worker delivers it
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     # Then the row is failed with the server's reason, after one attempt, nothing dead-lettered
     after = row_of(row.id)
     assert after.status == "failed"
@@ -59,7 +61,7 @@ def test_a_transient_error_then_success_ends_sent_on_the_second_attempt(
     waha.expect_ordered_request("/api/sendText").respond_with_json({"error": "busy"}, status=503)
     waha.expect_ordered_request("/api/sendText").respond_with_json(WAHA_SENT, status=201)
     row = queue_message("k-503-then-ok", "whatsapp", PHONE, "hello")
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     after = row_of(row.id)
     assert after.status == "sent"
     assert after.attempts == 2
@@ -73,13 +75,13 @@ def test_exhausted_retries_end_failed_and_dead_lettered(
 ):
     # Given a WAHA that always answers 500, and a row whose delivery we send ourselves
     waha.expect_request("/api/sendText").respond_with_json({"error": "down"}, status=500)
-    monkeypatch.setattr(outbox, "enqueue_delivery", lambda outbox_id: None)
+    monkeypatch.setattr(outbox, "enqueue_delivery", lambda outbox_id, account_id: None)
     row = queue_message("k-always-500", "whatsapp", PHONE, "hello")
     # When it is delivered with one retry allowed
     message = deliver_outbox_message.send_with_options(
         args=(row.id,), max_retries=1, min_backoff=10, max_backoff=20
     )
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     # Then both attempts were made, the row is failed, the message is in the dead-letter queue
     after = row_of(row.id)
     assert after.status == "failed"
@@ -96,7 +98,7 @@ def test_an_unset_channel_setting_ends_failed_at_once(
     env.delenv("SMTP_URL", raising=False)
     get_settings.cache_clear()
     row = queue_message("k-no-smtp", "email", "jane.doe@example.com", "hello")
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     after = row_of(row.id)
     assert after.status == "failed"
     assert "SMTP_URL is not set" in after.last_error
@@ -111,7 +113,7 @@ def test_forcing_the_log_channel_sends_email_to_the_log_instead(
     channel_env.setenv("OUTREACH_FORCE_LOG_CHANNEL", "1")
     get_settings.cache_clear()
     row = queue_message("k-forced", "email", "jane.doe@example.com", "hello from staging")
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     after = row_of(row.id)
     # Then the row is sent by the log channel, and no SMTP conversation took place
     assert after.status == "sent"
@@ -132,6 +134,22 @@ def test_without_the_switch_email_goes_to_smtp(
     channel_env.setenv("OUTREACH_FORCE_LOG_CHANNEL", value)
     get_settings.cache_clear()
     row = queue_message("k-real-smtp", "email", "jane.doe@example.com", "hello")
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     assert row_of(row.id).status == "sent"
     assert len(smtp_server.messages) == 1
+
+
+def test_an_accounts_delivery_is_retried_and_dead_lettered_on_its_lane(
+    db, clock, channel_env, fast_retries, waha, stub_broker, stub_worker
+):
+    # Given a WAHA that always answers 500, and a message of an account
+    waha.expect_request("/api/sendText").respond_with_json({"error": "down"}, status=500)
+    account = Account.create(name="Garage", sending_hours="always", created_at=clock.now())
+    row = queue_message("k-lane-500", "whatsapp", PHONE, "hello", account_id=account.id)
+    # When the worker delivers it until its retries run out
+    join_deliveries(stub_broker)
+    # Then every attempt ran from the account's lane, and the message died there
+    assert row_of(row.id).status == "failed"
+    assert len(waha.requests()) == 1 + deliver_outbox_messages.options["max_retries"]
+    dead = {queue: len(m) for queue, m in stub_broker.dead_letters_by_queue.items() if m}
+    assert dead == {lane_of(account.id): 1}

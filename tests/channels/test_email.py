@@ -113,3 +113,25 @@ def test_an_unset_or_malformed_smtp_url_is_a_configuration_error(env, url):
         env.setenv("SMTP_URL", url)
     with pytest.raises(ConfigurationError, match="SMTP_URL"):
         email_channel()
+
+
+def test_a_message_of_another_email_sender_goes_out_from_its_address(channel_env, smtp_server):
+    # Given a message whose sender is an address other than SMTP_FROM
+    message = Outbound("k-sales", "jane.doe@example.com", "hi", sender="email:sales@acme.test")
+    # When it is sent
+    provider_id = email_channel().send(message)
+    # Then the server got it from that address, envelope and header, and its Message-ID's domain
+    [received] = smtp_server.messages
+    assert smtp_server.envelopes == [("sales@acme.test", ["jane.doe@example.com"])]
+    assert received["From"] == "sales@acme.test"
+    assert provider_id.endswith("@acme.test>")
+
+
+def test_a_message_of_the_default_email_sender_goes_out_from_smtp_from(channel_env, smtp_server):
+    # Given a message whose sender is the default one (SMTP_FROM), and one with no sender
+    channel = email_channel()
+    default = "email:outreach@example.org"
+    channel.send(Outbound("k-default", "jane.doe@example.com", "hi", sender=default))
+    channel.send(Outbound("k-none", "jane.doe@example.com", "hi"))
+    # Then both went out from SMTP_FROM
+    assert [envelope[0] for envelope in smtp_server.envelopes] == ["outreach@example.org"] * 2

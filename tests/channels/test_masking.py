@@ -9,6 +9,7 @@ import pytest
 
 from storage.models import OutboxMessage
 from tests.channels.conftest import log_lines
+from tests.lanes import join_deliveries
 from worker.actors.delivery import deliver_outbox_message, deliver_outbox_messages
 from worker.outbox import queue_message
 
@@ -56,7 +57,7 @@ def test_every_line_a_delivery_writes_is_masked(
     )
     queue_message("mask:waha-500", "whatsapp", "+33 6 87 65 43 21", "b")
     # When the worker delivers them all
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     # Then every send happened and was logged ...
     assert OutboxMessage.select().where(OutboxMessage.status == "sent").count() == len(PHONES)
     lines = log_lines(log_stream)

@@ -8,6 +8,7 @@ from storage.errors import ConfigurationError
 from storage.models import OutboxMessage
 from storage.settings import get_settings
 from tests.channels.conftest import free_port
+from tests.lanes import join_deliveries
 from worker.channels import (
     Media,
     Outbound,
@@ -86,7 +87,7 @@ def test_an_unset_or_malformed_webhook_url_is_a_configuration_error(env, url):
 def deliver_through_the_actor(stub_broker, key: str = KEY) -> OutboxMessage:
     """Queue a webhook message and let the worker run until nothing is left to retry."""
     row = queue_message(key, "webhook", "+33612345678", "Hello")
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     return OutboxMessage.get_by_id(row.id)
 
 

@@ -7,6 +7,7 @@ import pytest
 from storage.errors import ConfigurationError
 from storage.models import OutboxMessage
 from storage.settings import get_settings
+from tests.lanes import join_deliveries
 from tests.processes import wait_until
 from worker.channels import (
     Media,
@@ -148,7 +149,7 @@ def test_a_slow_answer_leaves_the_message_unknown_and_never_resends_it(
     waha.expect_request("/api/sendText").respond_with_handler(waha.slow(200, WAHA_SENT))
     # When the delivery actor sends it, retries allowed
     row = queue_message("k-slow-actor", "whatsapp", PHONE, "hi")
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     # Then the row waits for an operator as `unknown`, after exactly one request
     row = OutboxMessage.get_by_id(row.id)
     assert row.status == "unknown"

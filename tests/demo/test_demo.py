@@ -7,7 +7,10 @@ simulated clock, the demo must tell, and its database must show, that every rule
 
 from __future__ import annotations
 
+from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from tests.cli.conftest import assert_refused, outreach
 from tests.demo.conftest import UNREACHABLE, DemoRun
@@ -179,7 +182,8 @@ def test_each_outbox_key_once_and_each_message_sent_once(demo_run: DemoRun):
     # Every send of the log channel is one JSON line: each key exactly once.
     sends = demo_run.sends()
     assert sorted(sends) == sorted(keys)
-    assert len(keys) == 17 + 5 + 39 + 1  # campaign, goodbyes, hunts, a stop's confirmation
+    # campaign, goodbyes, hunts, a stop's confirmation, the paced batch
+    assert len(keys) == 17 + 5 + 39 + 1 + 5
 
 
 def test_the_campaign_batches_are_in_the_file(demo_run: DemoRun):
@@ -257,3 +261,29 @@ def test_day_two_replies_are_heard_a_goodbye_answer_and_an_owners_stop(subproces
     assert consent["suppressed_addresses"] == 3
     assert consent["stop_confirmations"] == 1
     assert report["summary"]["outbox"]["by_source"]["consent"] == 1
+
+
+def test_the_paced_batch_goes_at_the_opening_then_30_to_60_s_apart(subprocess_run: DemoRun):
+    # Given the paced WhatsApp batch queued a minute before its account's hours open
+    report = subprocess_run.report
+    assert report is not None
+    paced = report["paced_batch"]
+    zone = ZoneInfo(paced["timezone"])
+    sent = [datetime.fromisoformat(at).astimezone(zone) for at in paced["sent_at"]]
+    # Then the first went at the opening, each next one 30 to 60 s after, none twice
+    assert datetime.fromisoformat(paced["queued_at"]).astimezone(zone).strftime("%H:%M") == "08:59"
+    assert sent[0].strftime("%H:%M:%S") == "09:00:00"
+    gaps = [(b - a).total_seconds() for a, b in pairwise(sent)]
+    assert len(gaps) == 4 and all(30 <= gap <= 60 for gap in gaps), gaps
+    keys = subprocess_run.sends()
+    assert sorted(k for k in keys if k.startswith("paced-demo:")) == [
+        f"paced-demo:{n}" for n in range(5)
+    ]
+
+
+def test_the_demo_prints_each_paced_send_time(in_process_run: DemoRun):
+    out = in_process_run.stdout
+    assert "Paced WhatsApp batch, Friday 06 March 2026" in out
+    [line] = [line for line in out.splitlines() if line.strip().startswith("sent at")]
+    assert line.split()[2].rstrip(",") == "09:00:00"
+    assert line.count("(+") == 4

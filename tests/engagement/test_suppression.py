@@ -13,6 +13,7 @@ from storage.models import Account, EngagementTransition, OutboxMessage, User, U
 from storage.models.consent import Suppression
 from storage.models.engagement import GOODBYE_SENT
 from tests.engagement.conftest import state_of
+from tests.lanes import delivery_messages
 from worker import delivery
 from worker.actors.engagement import process_engagement_user
 from worker.channels import TransientSendError
@@ -51,7 +52,7 @@ def channel(monkeypatch: pytest.MonkeyPatch) -> Recording:
 
 
 def deliveries(broker) -> int:
-    return broker.queues["delivery"].qsize() if "delivery" in broker.queues else 0
+    return len(delivery_messages(broker))
 
 
 def goodbyes() -> list[OutboxMessage]:

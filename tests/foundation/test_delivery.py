@@ -14,6 +14,7 @@ import pytest
 from storage.db import database
 from storage.errors import NotFound
 from storage.models import OutboxMessage
+from tests.lanes import delivery_messages, join_deliveries
 from worker import delivery
 from worker.actors.delivery import (
     deliver_outbox_message,
@@ -231,7 +232,7 @@ def test_exhausted_retries_record_the_send_error_not_a_traceback_line(
     channel.error = TransientSendError(reason, status_code=503)
     row = queue_message("k-exhausted-multiline", "log", "+33612345678", "hello")
     # When every attempt fails and the retries run out
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     # Then the row and the log line carry the whole send error, not the traceback's last line
     after = status_of(row.id)
     assert after.status == "failed"
@@ -271,7 +272,7 @@ def test_relay_requeues_rows_left_queued_and_settles_rows_left_sending(
     counts = relay(relay_after=timedelta(minutes=15), sending_stale=timedelta(minutes=2))
     # Then only the lost row is enqueued again, and the died one is unknown
     assert counts == {"requeued": 1, "unknown": 1, "resent": 0}
-    queued = [m for m in stub_broker.queues["delivery"].queue]
+    queued = delivery_messages(stub_broker)
     assert len(queued) == 1
     assert status_of(died.id).status == "unknown"
     assert status_of(fresh.id).status == "queued"

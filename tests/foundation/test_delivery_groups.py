@@ -14,6 +14,7 @@ from dramatiq import Message
 from storage.db import database
 from storage.errors import InvalidInput, NotFound
 from storage.models import OutboxMessage
+from tests.lanes import delivery_messages
 from worker import delivery, outbox_sql
 from worker.actors.delivery import (
     DELIVERY_MIN_BACKOFF_MS,
@@ -74,7 +75,7 @@ def test_rows_queued_together_are_enqueued_as_groups(db, clock, stub_broker):
     # When more rows than a group holds are queued together
     ids = queue(DELIVERY_GROUP + 3)
     # Then they are on the broker as two delivery messages, naming each row once
-    groups = [Message.decode(m).args[0] for m in stub_broker.queues["delivery"].queue]
+    groups = [m.args[0] for m in delivery_messages(stub_broker)]
     assert [len(g) for g in groups] == [DELIVERY_GROUP, 3]
     assert sorted(i for g in groups for i in g) == sorted(ids)
 
@@ -161,7 +162,7 @@ def test_a_group_out_of_time_hands_the_rest_to_a_new_message(
     # Then the first window went out, and the rest is on the broker as a new message
     assert sorted(outcomes) == ids[:2]
     assert statuses(ids) == ["sent", "sent", "queued", "queued", "queued"]
-    [message] = [Message.decode(m) for m in stub_broker.queues["delivery"].queue]
+    [message] = delivery_messages(stub_broker)
     assert message.args[0] == ids[2:]
 
 
@@ -209,7 +210,7 @@ def test_a_killed_window_on_a_deduplicating_channel_is_sent_again(db, clock, cha
     stub_broker.flush_all()
     clock.advance(timedelta(minutes=30))
     assert relay()["resent"] == 3
-    groups = [Message.decode(m).args[0] for m in stub_broker.queues["delivery"].queue]
+    groups = [m.args[0] for m in delivery_messages(stub_broker)]
     deliver_many([i for g in groups for i in g])
     assert channel.keys() == ["g-0", "g-1", "g-2"]
 
@@ -276,7 +277,7 @@ def test_a_row_sent_here_needs_no_delivery_message_and_no_claim(db, clock, chann
     assert channel.keys() == ["here-1"]
     row = OutboxMessage.get_by_id(outbox_id)
     assert (row.status, row.attempts, row.provider_message_id) == ("sent", 1, "provider-here-1")
-    assert "delivery" not in stub_broker.queues or stub_broker.queues["delivery"].qsize() == 0
+    assert not delivery_messages(stub_broker)
 
 
 def test_a_row_sent_here_that_another_worker_settled_meanwhile_is_not_overwritten(

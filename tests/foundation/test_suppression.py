@@ -7,13 +7,14 @@ import pytest
 
 from storage.models import Account, OutboxMessage
 from storage.models.consent import normalise_address
+from tests.lanes import delivery_messages
 from worker.consent.suppression import is_suppressed, lift, suppress
 from worker.delivery import Outcome, deliver_many
 from worker.outbox import Outgoing, queue_message, queue_messages
 
 
 def deliveries(broker) -> int:
-    return len(broker.queues["delivery"].queue)
+    return len(delivery_messages(broker))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 from storage.models import ContactedAd, HuntChannelCredit, Lead, OutboxMessage
+from tests.lanes import join_deliveries
 from worker import delivery
 from worker.hunts import pacing
 from worker.hunts.process import run_hunt
@@ -49,7 +50,7 @@ def test_sent_consumes_the_credit_and_moves_the_lead_to_contacte(
     hunt = make_hunt(channels=["log"], credits={"log": 5}, daily_pacing_limit=None)
     run_hunt(hunt.id)
     # When the deliveries run
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     stub_worker.join()
     # Then every message is sent, its credit consumed and its lead at `contacte`
     assert {m.status for m in OutboxMessage.select()} == {"sent"}
@@ -67,7 +68,7 @@ def test_failed_gives_the_slot_and_the_credit_back(
     hunt = make_hunt(channels=["whatsapp"], credits={"whatsapp": 5}, daily_pacing_limit=2)
     assert run_hunt(hunt.id)["contacted"] == 2
     # When the deliveries fail
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     stub_worker.join()
     # Then the slots and credits are free again; the leads stay `nouveau`
     assert {m.status for m in OutboxMessage.select()} == {"failed"}

@@ -14,6 +14,7 @@ from storage.db import database, write_transaction
 from storage.models import ContactedAd, Lead, OutboxMessage
 from storage.models.hunts import NOUVEAU
 from tests.hunts.conftest import definition
+from tests.lanes import delivery_messages
 from worker.hunts import credits, pacing, process
 from worker.hunts.definition import create_hunt
 from worker.hunts.process import run_hunt
@@ -162,7 +163,7 @@ def test_a_redelivered_hunt_message_contacts_nobody_twice_and_takes_nothing_more
     make_ads(5)
     hunt = make_hunt(daily_pacing_limit=3, credits={"whatsapp": 10})
     assert run_hunt(hunt.id)["contacted"] == 3
-    deliveries = len(stub_broker.queues["delivery"].queue)
+    deliveries = len(delivery_messages(stub_broker))
     # When the same message runs again
     again = run_hunt(hunt.id)
     # Then it stops at the limit: no lead, claim, credit or delivery more
@@ -170,7 +171,7 @@ def test_a_redelivered_hunt_message_contacts_nobody_twice_and_takes_nothing_more
     assert OutboxMessage.select().count() == 3
     assert credits.available(hunt.id) == {"whatsapp": 7}
     assert pacing.today(hunt.id)[1] == {"*": 3, "whatsapp": 3}
-    assert len(stub_broker.queues["delivery"].queue) == deliveries
+    assert len(delivery_messages(stub_broker)) == deliveries
 
 
 def test_an_ad_taken_by_another_hunt_meanwhile_gives_back_its_slot_and_credit(

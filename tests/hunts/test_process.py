@@ -11,6 +11,7 @@ import pytest
 from storage.db import database
 from storage.errors import NotFound
 from storage.models import Account, ContactedAd, Hunt, Lead, OutboxMessage, User
+from tests.lanes import delivery_messages
 from worker.hunts import pacing
 from worker.hunts.process import run_hunt
 
@@ -21,9 +22,8 @@ def contacted_ads(hunt_id: int) -> list[int]:
 
 def delivery_args(broker) -> list[list]:
     """The arguments of each delivery message on the broker: a list of outbox ids each."""
-    import json
 
-    return [json.loads(m)["args"] for m in broker.queues["delivery"].queue]
+    return [list(m.args) for m in delivery_messages(broker)]
 
 
 def test_matching_ads_become_leads_contacted_ads_and_outbox_messages(

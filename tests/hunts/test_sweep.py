@@ -12,6 +12,7 @@ from producers.hunts import enqueue_hunt, sweep
 from storage.errors import InvalidState, NotFound
 from storage.models import Account, Hunt, HuntPacing, HuntRun, OutboxMessage, User
 from tests.hunts.conftest import at_paris, definition
+from tests.lanes import join_deliveries
 from worker.hunts import pacing
 from worker.hunts.definition import create_hunt
 
@@ -92,7 +93,7 @@ def test_a_failing_hunt_does_not_stop_the_others(
     # When the sweep runs them all
     sweep(clock.now())
     stub_broker.join("hunt", fail_fast=False)
-    stub_broker.join("delivery", fail_fast=False)
+    join_deliveries(stub_broker)
     stub_worker.join()
     # Then the others contacted their ad and it was sent
     runs = {run.hunt_id: run for run in HuntRun.select()}

@@ -1,9 +1,11 @@
-"""Fair shares: each account's sends are paced on its own sender, so one account's huge
-campaign waits on its own sender's slots, never on another account's.
+"""Fair shares on paced senders: each account's sends are paced on its own sender, so one
+account's huge campaign waits on its own sender's slots, never on another account's.
 
-The delivery queue stays first in, first out: an account's messages queued behind a big batch
-wait for that batch's messages to be *processed* (on a paced sender, a slot handed out and a
-deferral per row, no send), not for its sends.
+The worst case for the lanes (worker.delivery_queue): the two accounts' groups are served one
+after the other, A's first, as on one queue (two accounts on the same lane). B's messages then
+wait for A's messages to be *processed* (on a paced sender, a slot handed out and a deferral
+per row, no send), not for A's sends. Accounts on different lanes take turns besides
+(tests/pacing/test_lanes_process.py).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def test_a_small_account_is_not_starved_by_a_huge_campaign(db, clock, channel):
         [Outgoing(f"b-{n}", "whatsapp", f"+3362{n:07d}", "hi") for n in range(SMALL)],
         account_id=b,
     )]  # fmt: skip
-    # When the delivery queue is served in order: A's groups first, then B's
+    # When their groups are served in order, as on one lane: A's first, then B's
     for first in range(0, BIG, DELIVERY_GROUP):
         delivery.deliver_many(big[first : first + DELIVERY_GROUP])
     delivery.deliver_many(small)

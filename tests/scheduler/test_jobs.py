@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from dramatiq import Message
-
 from producers.scheduler import jobs
 from storage.models import OutboxMessage
+from tests.lanes import delivery_messages
 from worker.outbox import Outgoing, queue_messages
 
 
@@ -23,7 +22,7 @@ def test_one_relay_fire_enqueues_again_every_lost_row_however_many(
     counts = jobs.outbox_relay(clock.now())
     # Then every lost row is enqueued again, once
     assert counts == {"requeued": 25, "unknown": 0, "resent": 0, "inbound_requeued": 0}
-    messages = [Message.decode(m) for m in stub_broker.queues["delivery"].queue]
+    messages = delivery_messages(stub_broker)
     queued = [outbox_id for message in messages for outbox_id in message.args[0]]
     assert sorted(queued) == sorted(row.id for row in OutboxMessage.select())
     # And the next fire finds nothing left to repair

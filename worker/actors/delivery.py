@@ -9,7 +9,7 @@ import dramatiq
 from storage.errors import OutreachError
 from storage.models.outbox import OutboxMessage
 from worker import delivery
-from worker.delivery_queue import DELIVER_GROUP_ACTOR
+from worker.delivery_queue import DELIVER_GROUP_ACTOR, DELIVERY_QUEUE, declare_lanes
 
 # Transient failures (timeouts, 5xx, 429) are retried this many times...
 DELIVERY_MAX_RETRIES = 8
@@ -23,13 +23,17 @@ DELIVERY_TIME_LIMIT_MS = 180_000
 
 # What both delivery actors share; an unknown id (OutreachError) is not retried.
 _DELIVERY_OPTIONS: dict[str, Any] = {
-    "queue_name": "delivery",
+    "queue_name": DELIVERY_QUEUE,
     "max_retries": DELIVERY_MAX_RETRIES,
     "min_backoff": DELIVERY_MIN_BACKOFF_MS,
     "max_backoff": DELIVERY_MAX_BACKOFF_MS,
     "time_limit": DELIVERY_TIME_LIMIT_MS,
     "throws": (OutreachError,),
 }
+
+
+# The accounts' lanes beside the actors' own queue (worker.delivery_queue): workers consume all.
+declare_lanes(dramatiq.get_broker())
 
 
 # Under the name worker.delivery_queue enqueues it by (the same as the function's).
@@ -43,7 +47,7 @@ def deliver_outbox_messages(outbox_ids: list[int]) -> None:
     delivery.deliver_many([int(outbox_id) for outbox_id in outbox_ids])
 
 
-@dramatiq.actor(queue_name="delivery", max_retries=DELIVERY_MAX_RETRIES)
+@dramatiq.actor(queue_name=DELIVERY_QUEUE, max_retries=DELIVERY_MAX_RETRIES)
 def outbox_deliveries_exhausted(message: dict[str, Any], info: dict[str, Any]) -> None:
     """Retries ran out: the group's rows that kept failing are recorded as failed (a row it
     handed over to another message, never tried, is left to that message)."""
@@ -63,7 +67,7 @@ def deliver_outbox_message(outbox_id: int) -> None:
     delivery.deliver(int(outbox_id))
 
 
-@dramatiq.actor(queue_name="delivery", max_retries=DELIVERY_MAX_RETRIES)
+@dramatiq.actor(queue_name=DELIVERY_QUEUE, max_retries=DELIVERY_MAX_RETRIES)
 def outbox_delivery_exhausted(message: dict[str, Any], info: dict[str, Any]) -> None:
     """Retries ran out: record the row as failed (the message itself stays dead-lettered)."""
     outbox_id = int(message["args"][0])

@@ -34,6 +34,18 @@ def message_id(idempotency_key: str, sender: str) -> str:
     return f"<outreach.{digest}@{domain}>"
 
 
+def sender_address(sender: str | None) -> str | None:
+    """The From address a sender names (``email:<address>``); None for another channel's sender,
+    or none. Raises PermanentSendError when the identity is not an email address."""
+    if not sender or not sender.startswith("email:"):
+        return None
+    identity = sender.partition(":")[2].strip()
+    address = parseaddr(identity)[1]
+    if not address or "@" not in address or " " in address:
+        raise PermanentSendError(f"sender {sender!r} does not name an email address")
+    return identity
+
+
 class _TrackedSMTP(smtplib.SMTP):
     """Remembers whether the message itself went out: a failure after that point is uncertain."""
 
@@ -77,11 +89,13 @@ class EmailChannel:
         self.timeout = timeout
 
     def _compose(self, message: Outbound) -> EmailMessage:
+        # The message's own sender (an account's from-address), else SMTP_FROM.
+        sender = sender_address(message.sender) or self.sender
         email = EmailMessage()
-        email["From"] = self.sender
+        email["From"] = sender
         email["To"] = message.recipient
         email["Subject"] = self.subject
-        email["Message-ID"] = message_id(message.idempotency_key, self.sender)
+        email["Message-ID"] = message_id(message.idempotency_key, sender)
         email["X-Idempotency-Key"] = message.idempotency_key
         if message.unsubscribe_url:
             # RFC 8058 one-click: the mailbox provider POSTs "List-Unsubscribe=One-Click" there.

@@ -560,7 +560,7 @@ def summary(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 # What `python -m bench --quick` and `python -m bench` run.
-QUICK_ARGS = ["20000", "100"]
+QUICK_ARGS = ["200000", "1000"]
 FULL_ARGS: list[str] = []
 
 

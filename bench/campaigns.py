@@ -33,6 +33,7 @@ from bench.common import (
     figure,
     load_average,
     peak_rss_mb,
+    rate_over_bare,
     report,
     run_isolated,
     wait_for,
@@ -364,10 +365,8 @@ def summary(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
         out["campaigns: worker CPU a delivery"] = figure(run["worker_cpu_ms_per_delivery"], "ms")
     if "outbox_floor" in figures:
         floor = figures["outbox_floor"]
-        out["outbox: plain messages delivered on log"] = figure(
-            round(floor["messages_per_second"] / bare, 3) if bare else None,
-            "x bare actor",
-            bare_actor=bare,
+        out["outbox: plain messages delivered on log"] = rate_over_bare(
+            floor["messages_per_second"], bare
         )
     if "materialisation" in figures:
         made = figures["materialisation"]

@@ -322,6 +322,11 @@ def figure(
     }
 
 
+def rate_over_bare(rate: float, bare: float | None) -> dict[str, Any]:
+    """A rate as a figure in bare actors (the bare actor's rate in the same run), no target."""
+    return figure(round(rate / bare, 3) if bare else None, "x bare actor", bare_actor=bare)
+
+
 def web_process(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     """`outreach web` on 127.0.0.1:`port`, its output in `log`; returns once it answers.
 

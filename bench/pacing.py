@@ -41,6 +41,7 @@ from bench.common import (
     cpu_ms_per_message,
     figure,
     load_average,
+    rate_over_bare,
     report,
     wait_for,
     worker,
@@ -294,10 +295,8 @@ def summary(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
         out["pacing off (log): deliveries through 8 lanes over one lane"] = figure(
             off["lanes_over_one_lane"], "x one lane", LANES_RATIO_TARGET, bare_actor=bare
         )
-        out["pacing off (log): deliveries through 8 lanes"] = figure(
-            round(off["lanes_messages_per_second"] / bare, 3) if bare else None,
-            "x bare actor",
-            bare_actor=bare,
+        out["pacing off (log): deliveries through 8 lanes"] = rate_over_bare(
+            off["lanes_messages_per_second"], bare
         )
     if "many_senders" in figures:
         paced = figures["many_senders"]

@@ -69,6 +69,11 @@ class _Arrivals:
 
 def _waha_stand_in(arrivals: _Arrivals) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
+        # Connections kept open between sends, as WAHA's (an HTTP/1.1 server) are; an answer
+        # goes out at once, not held back by Nagle's algorithm until the last one is acked.
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             arrivals.add(body["session"])
@@ -199,6 +204,8 @@ def many_senders(env: dict[str, str], senders: int, seconds: int, spacing: float
             }
             raise TimeoutError(f"{arrivals.count()} of {total} arrived; rows {statuses}") from None
     server.shutdown()
+    # A row is claimed once for its send, and once more each time it was put back for later.
+    claims = OutboxMessage.select(fn.SUM(OutboxMessage.attempts)).scalar() or 0
     firsts = [times[0] for times in arrivals.by_session.values()]
     lasts = [times[-1] for times in arrivals.by_session.values()]
     # The steady part: from the last sender's first send to the first sender's last send.
@@ -223,6 +230,7 @@ def many_senders(env: dict[str, str], senders: int, seconds: int, spacing: float
         "max_gap_error_seconds": round(max(errors), 3),
         "mean_gap_error_seconds": round(sum(errors) / len(errors), 3),
         "gaps_shorter_than_spacing": len(short),
+        "claims_per_send": round(claims / total, 3),
         "worker_cpu_ms_per_send": cpu_ms_per_message(total),
         "threads": _occupancy(Path(occupancy_dir)),
     }

@@ -333,13 +333,15 @@ def _send_claimed(
     unsent: list[OutboxMessage] = []
     deferred: list[Deferral] = []
     started = time.monotonic()
+    reserved = _reserve(rows, settings)
     for n, row in enumerate(rows):
         if (results or deferred) and time.monotonic() - started > WINDOW_SECONDS:
-            unsent = rows[n:]
+            unsent, deferred = _given_back(rows[n:], reserved, deferred)
             break
         # Hours, a pause, the sender's turn: checked just before the send, never slept on.
+        granted = clock.now()
         try:
-            deferral = pacing.gate(row, clock.now(), settings)
+            deferral = pacing.gate(row, granted, settings)
         except Exception as exc:
             # The window's other claims must still be recorded: this row is retried.
             log.exception("delivery.pacing_failed", outbox_id=row.id)
@@ -350,7 +352,7 @@ def _send_claimed(
             continue
         if deferral is None:
             result, error = _attempt(row, get_channel(row.channel, settings))
-            _send_ended(row, settings)
+            _send_ended(row, granted, settings)
             if isinstance(error, TransientSendError):
                 deferral = _paused_by(row, error, settings)
         if deferral is not None:
@@ -366,10 +368,37 @@ def _send_claimed(
     return [row.id for row in unsent]
 
 
-def _send_ended(row: OutboxMessage, settings: Settings) -> None:
-    """The sender's quiet time starts now (a paced one's); a failure here only loses that."""
+def _reserve(rows: list[OutboxMessage], settings: Settings) -> set[int]:
+    """The window's slots, taken together per paced sender (pacing.reserve); should that
+    fail, each row takes its own turn as it goes."""
     try:
-        pacing.send_ended(row, settings)
+        return pacing.reserve(rows, clock.now(), settings)
+    except Exception:
+        log.exception("delivery.reserve_failed", rows=len(rows))
+        return set()
+
+
+def _given_back(
+    rows: list[OutboxMessage], reserved: set[int], deferred: list[Deferral]
+) -> tuple[list[OutboxMessage], list[Deferral]]:
+    """The rows a window ran out of time for: back to `queued`, except those holding a slot
+    reserved in this window, deferred to it (with it) so the slot is not lost."""
+    now = clock.now()
+    unsent = [row for row in rows if row.id not in reserved]
+    for row in rows:
+        if row.id in reserved:
+            hold = clock.as_utc(row.not_before)
+            reason = "spacing"
+            deferred.append(
+                Deferral(row.id, row.attempts, max(hold, now), hold, reason, row.account_id)
+            )
+    return unsent, deferred
+
+
+def _send_ended(row: OutboxMessage, granted: datetime, settings: Settings) -> None:
+    """The sender's quiet time may start now (a paced one's); a failure only loses that."""
+    try:
+        pacing.send_ended(row, granted, settings)
     except Exception:
         log.exception("delivery.send_end_failed", outbox_id=row.id)
 

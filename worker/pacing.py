@@ -30,11 +30,13 @@ from worker.delivery_queue import enqueue_deliveries_later
 from worker.hours import ALWAYS, SendingHours, parse_hours
 from worker.logging import get_logger
 from worker.senders import (
+    SPACING_GUARD,
     Pacing,
     default_sender,
     get_sender,
     pacing_of,
     pause,
+    reserve_slots,
     take_turn,
 )
 from worker.senders import send_ended as senders_send_ended
@@ -148,19 +150,57 @@ def gate(row: OutboxMessage, now: datetime, settings: Settings | None = None) ->
             )
         return None
     held = clock.as_utc(row.not_before) if row.not_before else None
-    turn = take_turn(name, row.channel, held, now)
+    turn = take_turn(name, row.channel, held, now, view.pacing)
     if turn.go:
         return None
     assert turn.until is not None
     return Deferral(row.id, row.attempts, turn.until, turn.hold, turn.reason, row.account_id)
 
 
-def send_ended(row: OutboxMessage, settings: Settings | None = None) -> None:
-    """After a send on a paced sender: its quiet time counts from the end of this send."""
+def reserve(
+    rows: Sequence[OutboxMessage], now: datetime, settings: Settings | None = None
+) -> set[int]:
+    """Slots for a window's rows that have none, taken together for each paced sender with
+    several of them (one read and one write, not two statements a row); each such row holds
+    its slot from then on (`not_before`, in memory until its deferral writes it). Rows outside
+    their hours, or of a paused sender, take none. Returns the ids of the rows given one."""
+    settings = settings or get_settings()
+    waiting: dict[tuple[str, str], list[OutboxMessage]] = {}
+    for row in rows:
+        if row.not_before is not None:
+            continue
+        name = sender_name(row, settings)
+        view = sender_view(name, row.channel, settings)
+        if not view.pacing.paced or (view.paused_until is not None and view.paused_until > now):
+            continue
+        hours, zone = hours_for(row, view.sending_hours, settings)
+        if not hours.always and hours.next_opening(now, zone) > now:
+            continue
+        waiting.setdefault((name, row.channel), []).append(row)
+    reserved: set[int] = set()
+    for (name, channel), group in waiting.items():
+        if len(group) < 2:
+            continue  # a lone row takes its turn as it goes, in as few statements
+        slots = reserve_slots(name, channel, len(group), now)
+        if isinstance(slots, list):
+            for row, slot in zip(group, slots, strict=True):
+                row.not_before = slot
+                reserved.add(row.id)
+    return reserved
+
+
+def send_ended(row: OutboxMessage, granted: datetime, settings: Settings | None = None) -> None:
+    """After a send on a paced sender, let go at `granted`: a send that took longer than the
+    guard the turns keep (worker.senders.SPACING_GUARD) makes the sender's quiet time count
+    from its end, so the far end never sees a shorter gap; a quicker one is covered by the
+    guard, and costs no statement."""
+    ended = clock.now()
+    if ended - granted <= SPACING_GUARD:
+        return
     settings = settings or get_settings()
     name = sender_name(row, settings)
     if sender_view(name, row.channel, settings).pacing.paced:
-        senders_send_ended(name, clock.now())
+        senders_send_ended(name, ended)
 
 
 def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:

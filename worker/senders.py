@@ -25,7 +25,7 @@ from storage.db import database, write_transaction
 from storage.errors import InvalidInput, NotFound
 from storage.models.senders import Sender
 from storage.settings import Settings, get_settings
-from worker import read_cache
+from worker import read_cache, sender_sql
 
 # Conditional updates tried before a turn gives up and waits a moment (many workers at once).
 MAX_TURN_TRIES = 20
@@ -33,7 +33,7 @@ MAX_TURN_TRIES = 20
 CONTENDED_WAIT = timedelta(milliseconds=200)
 # Added to the minimum spacing at the actual send: covers the jitter between a turn being
 # granted and its request reaching the far end, so the far end never sees a shorter gap.
-SPACING_GUARD = timedelta(milliseconds=100)
+SPACING_GUARD = timedelta(milliseconds=20)
 # As the name column holds.
 MAX_NAME = 255
 # A day: a longer spacing is a pause, not a pace.
@@ -121,7 +121,7 @@ def identity_of(name: str) -> str:
 
 def get_sender(name: str, channel: str | None = None) -> Sender:
     """The sender's row, created with no override on first use (`channel` from the name)."""
-    row: Sender | None = Sender.get_or_none(Sender.name == name)
+    row = sender_sql.read(name)
     if row is not None:
         return row
     channel = channel or name.partition(":")[0]
@@ -150,14 +150,27 @@ def _next_midnight(when: datetime, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0)).replace(tzinfo=zone).astimezone(UTC)
 
 
-def take_turn(name: str, channel: str, held: datetime | None, now: datetime) -> Turn:
+def take_turn(
+    name: str, channel: str, held: datetime | None, now: datetime, pacing: Pacing | None = None
+) -> Turn:
     """Whether a row of sender `name` may go out now.
 
     Without a slot (`held` None) the row gets the sender's next one: now if it is free, else a
     time to wait for, held from then on. With one, it goes when the slot has come and the
     sender has been quiet for its minimum spacing. A paused sender makes it wait for the end
     of the pause and give its slot up (slots are handed out again after a pause).
+
+    With the sender's `pacing` as last read, a slot that has come is tried first in one
+    statement (the usual case of a delayed delivery firing on time); the sender's row is read
+    only when that does not let it go.
     """
+    if held is not None and held > now:
+        # Not yet: nothing to read (a pause meanwhile is seen when the slot comes).
+        return Turn(False, held, held, "spacing")
+    if held is not None and pacing is not None:
+        quiet_before = now - timedelta(seconds=pacing.min_spacing) - SPACING_GUARD
+        if sender_sql.go_if_quiet(name, now, quiet_before):
+            return Turn(True)
     settings = get_settings()
     for _ in range(MAX_TURN_TRIES):
         row = get_sender(name, channel)
@@ -179,6 +192,14 @@ def take_turn(name: str, channel: str, held: datetime | None, now: datetime) -> 
                 + SPACING_GUARD
             )
             if quiet_from > now:
+                if held is not None and now - held >= timedelta(seconds=pacing.min_spacing):
+                    # Late by a spacing or more, so the sender's next held rows are due too:
+                    # rather than all wait for `quiet_from` and meet again there, this one
+                    # takes the sender's next free slot (its own is past; it was counted).
+                    later, values = _next_slot(row, pacing, quiet_from, settings, counted=held)
+                    if _write(row, values):
+                        return Turn(False, later, later, "spacing")
+                    continue
                 if _write(row, values):
                     return Turn(False, quiet_from, quiet_from, "spacing")
                 continue
@@ -187,47 +208,94 @@ def take_turn(name: str, channel: str, held: datetime | None, now: datetime) -> 
     return Turn(False, now + CONTENDED_WAIT, held, "contended")
 
 
+def reserve_slots(name: str, channel: str, count: int, now: datetime) -> list[datetime] | Turn:
+    """The sender's next `count` slots, handed out together (one read, one conditional write):
+    for the rows of a window that have none. A slot that has come still waits for the
+    sender's quiet time (take_turn, with the slot held). A paused sender hands out none: the
+    Turn says until when."""
+    settings = get_settings()
+    for _ in range(MAX_TURN_TRIES):
+        row = get_sender(name, channel)
+        if row.paused_until is not None and clock.as_utc(row.paused_until) > now:
+            return Turn(False, clock.as_utc(row.paused_until), None, f"paused: {row.pause_reason}")
+        pacing = pacing_of(row, settings)
+        state = _SlotState.of(row)
+        slots = []
+        for _ in range(count):
+            slot, state = _slot_after(state, pacing, now, settings)
+            slots.append(slot)
+        if _write(row, state.values()):
+            return slots
+    return Turn(False, now + CONTENDED_WAIT, None, "contended")
+
+
+@dataclass(frozen=True)
+class _SlotState:
+    """Where a sender's sequence of slots stands."""
+
+    next_slot_at: datetime | None
+    day: str | None
+    day_count: int
+
+    @classmethod
+    def of(cls, row: Sender) -> _SlotState:
+        at = clock.as_utc(row.next_slot_at) if row.next_slot_at else None
+        return cls(at, row.day, int(row.day_count or 0))
+
+    def values(self) -> dict[str, object]:
+        return {"next_slot_at": self.next_slot_at, "day": self.day, "day_count": self.day_count}
+
+
 def _next_slot(
-    row: Sender, pacing: Pacing, now: datetime, settings: Settings
+    row: Sender,
+    pacing: Pacing,
+    now: datetime,
+    settings: Settings,
+    *,
+    counted: datetime | None = None,
 ) -> tuple[datetime, dict[str, object]]:
-    """The sender's next free slot and the values that hand it out."""
-    start = max(now, clock.as_utc(row.next_slot_at)) if row.next_slot_at else now
+    """The sender's next free slot and the values that hand it out (`counted`: the slot the
+    row held before, already counted in its day's sends)."""
+    slot, state = _slot_after(_SlotState.of(row), pacing, now, settings, counted=counted)
+    return slot, state.values()
+
+
+def _slot_after(
+    state: _SlotState,
+    pacing: Pacing,
+    now: datetime,
+    settings: Settings,
+    *,
+    counted: datetime | None = None,
+) -> tuple[datetime, _SlotState]:
+    """The free slot of a sender whose sequence stands at `state`, and where it stands once
+    that slot is handed out."""
+    start = max(now, state.next_slot_at) if state.next_slot_at else now
     zone = _day_zone(settings)
     day = start.astimezone(zone).date().isoformat()
-    count = row.day_count if row.day == day else 0
+    count = state.day_count if state.day == day else 0
+    if counted is not None and counted.astimezone(zone).date().isoformat() == day:
+        count = max(0, count - 1)  # the row's slot before, that day, was counted already
     if pacing.daily_cap is not None and count >= pacing.daily_cap:
         # The day's slots are spent: the first of the next day.
         start = _next_midnight(start, zone)
         day, count = start.astimezone(zone).date().isoformat(), 0
-    values: dict[str, object] = {
-        "next_slot_at": start + pacing.spacing(),
-        "day": day,
-        "day_count": count + 1,
-    }
-    return start, values
+    # The guard too: a send on its slot finds its sender quiet (take_turn), not a moment early.
+    return start, _SlotState(start + pacing.spacing() + SPACING_GUARD, day, count + 1)
 
 
 def _write(row: Sender, values: dict[str, object]) -> bool:
     """Change the sender's pacing state if nobody changed it since `row` was read."""
     if not values:
         return True
-    updated = (
-        Sender.update(**values, version=Sender.version + 1)
-        .where((Sender.id == row.id) & (Sender.version == row.version))
-        .execute()
-    )
-    return bool(updated)
+    return sender_sql.write_if_unchanged(int(row.id), int(row.version), values)
 
 
 def send_ended(name: str, at: datetime) -> None:
     """A send of the sender ended at `at`: the next one waits its minimum spacing from then, so
     the far end never sees a shorter gap however long the request took to reach it (a version
     bump makes a turn worked out meanwhile read again)."""
-    (
-        Sender.update(last_send_at=at, version=Sender.version + 1)
-        .where((Sender.name == name) & (Sender.last_send_at.is_null() | (Sender.last_send_at < at)))
-        .execute()
-    )
+    sender_sql.mark_send_ended(name, at)
 
 
 def pause(name: str, until: datetime, reason: str) -> None:

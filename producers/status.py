@@ -14,13 +14,15 @@ from producers.scheduler.firing import next_fire
 from producers.scheduler.records import describe, last_fires
 from producers.scheduler.schedules import Schedule
 from storage.models.outbox import STATUSES, OutboxMessage
+from worker.redis_delays import DELAYED_SUFFIX
 
 # Campaigns listed at most (the oldest in progress first).
 CAMPAIGNS_SHOWN = 50
 
 
 def queue_depths(broker: dramatiq.Broker) -> list[dict[str, Any]]:
-    """Per queue: ready, in flight (fetched, not acked), delayed (retries waiting), dead."""
+    """Per queue: ready, in flight (fetched, not acked), delayed (deferred sends and retries
+    waiting for their time: worker.redis_delays, and Dramatiq's own delay queue), dead."""
     if not isinstance(broker, RedisBroker):
         return []
     names = {q for q in broker.get_declared_queues() if not q.endswith(DELAY_SUFFIX)}
@@ -32,17 +34,18 @@ def queue_depths(broker: dramatiq.Broker) -> list[dict[str, Any]]:
         pipe.llen(key)
         pipe.hlen(f"{key}.msgs")
         pipe.hlen(f"{key}{DELAY_SUFFIX}.msgs")
+        pipe.zcard(f"{key}{DELAYED_SUFFIX}")
         pipe.zcard(f"{key}.XQ")
     values = pipe.execute()
     depths = []
     for index, name in enumerate(ordered):
-        ready, stored, delayed, dead = values[index * 4 : index * 4 + 4]
+        ready, stored, delayed, waiting, dead = values[index * 5 : index * 5 + 5]
         depths.append(
             {
                 "queue": name,
                 "ready": ready,
                 "in_flight": max(0, stored - ready),
-                "delayed": delayed,
+                "delayed": delayed + waiting,
                 "dead": dead,
             }
         )

@@ -46,6 +46,7 @@ from storage.migrate import migrate  # noqa: E402
 from storage.models import ALL_MODELS  # noqa: E402
 from storage.settings import get_settings  # noqa: E402
 from worker.broker import add_project_middleware, use_broker  # noqa: E402
+from worker.redis_broker import OutreachRedisBroker  # noqa: E402
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "OUTREACH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -221,7 +222,7 @@ def stub_worker(stub_broker: StubBroker) -> Iterator[dramatiq.Worker]:
 @pytest.fixture
 def fakeredis_broker() -> Iterator[RedisBroker]:
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    broker = add_project_middleware(RedisBroker(client=client, namespace="outreach-test"))
+    broker = add_project_middleware(OutreachRedisBroker(client=client, namespace="outreach-test"))
     use_broker(broker)
     yield broker
     broker.close()
@@ -249,7 +250,9 @@ def redis_namespace() -> Iterator[str]:
 
 @pytest.fixture
 def redis_broker(redis_namespace: str) -> Iterator[RedisBroker]:
-    broker = add_project_middleware(RedisBroker(url=REDIS_TEST_URL, namespace=redis_namespace))
+    broker = add_project_middleware(
+        OutreachRedisBroker(url=REDIS_TEST_URL, namespace=redis_namespace)
+    )
     use_broker(broker)
     yield broker
     broker.close()
@@ -269,7 +272,9 @@ def live_services(postgres_url: str, redis_namespace: str, tmp_path) -> Iterator
     file_clock = FileClock(clock_file)
     file_clock.set(T0)
     clock_module.set_clock(file_clock)
-    broker = add_project_middleware(RedisBroker(url=REDIS_TEST_URL, namespace=redis_namespace))
+    broker = add_project_middleware(
+        OutreachRedisBroker(url=REDIS_TEST_URL, namespace=redis_namespace)
+    )
     use_broker(broker)
     yield service_env(
         postgres_url, REDIS_TEST_URL, redis_namespace, OUTREACH_CLOCK=f"file:{clock_file}"

@@ -16,7 +16,7 @@ from storage.errors import ConfigurationError
 from storage.settings import Settings, get_settings
 from worker.logging import configure_logging
 from worker.middleware import DatabaseConnection, LogContext, RetryBackoff
-from worker.redis_broker import DeadLetteringRedisBroker
+from worker.redis_broker import OutreachRedisBroker
 
 _configured: dramatiq.Broker | None = None
 
@@ -44,7 +44,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         chance = settings.broker_maintenance_chance
         if not 0 <= chance <= 1:
             raise ConfigurationError("OUTREACH_BROKER_MAINTENANCE_CHANCE: must be between 0 and 1")
-        broker = DeadLetteringRedisBroker(
+        broker = OutreachRedisBroker(
             url=settings.redis_url,
             namespace=settings.redis_namespace,
             heartbeat_timeout=heartbeat,

@@ -1,4 +1,5 @@
-"""Dramatiq's Redis broker, with two changes to how messages are dead-lettered.
+"""Dramatiq's Redis broker, with delayed messages kept in Redis until due (worker.redis_delays)
+and two changes to how messages are dead-lettered.
 
 - A body that cannot be read goes to the dead-letter queue. Dramatiq's consumer raises on a body
   that does not decode (bytes pushed into a queue by hand, a body written by something else): its
@@ -15,12 +16,16 @@ from __future__ import annotations
 
 import traceback
 from typing import Any
+from uuid import uuid4
 
+import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import current_millis, dq_name
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from worker.logging import get_logger
+from worker.redis_delays import Delays
 
 log = get_logger("outreach.broker")
 
@@ -28,11 +33,20 @@ log = get_logger("outreach.broker")
 class _Consumer(_RedisConsumer):
     def __next__(self) -> Any:
         while True:
+            if not self.message_cache:
+                self._move_due()
             try:
                 return super().__next__()
             except DecodeError as exc:
                 # The rest of the fetched messages are still in the cache: carry on with them.
                 self._dead_letter(exc)
+
+    def _move_due(self) -> None:
+        """Before a fetch: the delayed messages that are due, onto their queues."""
+        try:
+            self.broker.delays.move_due_now_and_then(self.broker.queues_waited_on)
+        except redis.ConnectionError as error:
+            raise ConnectionClosed(error) from None
 
     def _dead_letter(self, exc: DecodeError) -> None:
         """Find the body among the messages this worker just fetched, and nack it."""
@@ -74,9 +88,35 @@ class _Consumer(_RedisConsumer):
         super().nack(message)
 
 
-class DeadLetteringRedisBroker(RedisBroker):
-    """The Redis broker of every worker: unreadable messages go to the dead-letter queue."""
+class OutreachRedisBroker(RedisBroker):
+    """The Redis broker of every process: delayed messages wait in Redis, and unreadable
+    messages go to the dead-letter queue."""
+
+    def __init__(self, **parameters: Any) -> None:
+        super().__init__(**parameters)
+        self.delays = Delays(self.client, self.namespace)
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
         return _Consumer
+
+    def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
+        """A message with a delay waits in Redis for its time (worker.redis_delays)."""
+        if not delay or delay <= 0:
+            return super().enqueue(message)
+        # A fresh id in Redis for each enqueue, as Dramatiq's own (a retry is enqueued again).
+        message = message.copy(options={"redis_message_id": str(uuid4())})
+        self.emit_before("enqueue", message, delay)
+        # A lost connection raises as Dramatiq's own enqueue does (redis.ConnectionError).
+        redis_id, due = message.options["redis_message_id"], current_millis() + delay
+        self.delays.add(message.queue_name, redis_id, message.encode(), due)
+        self.emit_after("enqueue", message, delay)
+        return message
+
+    def queues_waited_on(self) -> list[str]:
+        """The queues delayed messages can wait for (not Dramatiq's own delay queues)."""
+        return sorted(name for name in self.queues if name != dq_name(name))
+
+    def flush(self, queue_name: str) -> None:
+        super().flush(queue_name)
+        self.delays.forget(queue_name)

@@ -28,7 +28,7 @@ from storage.settings import Settings, get_settings
 from worker import read_cache, sender_sql
 
 # Conditional updates tried before a turn gives up and waits a moment (many workers at once).
-MAX_TURN_TRIES = 20
+MAX_TURN_TRIES = 50
 # How long a row waits when the sender's row was too contended to take a turn.
 CONTENDED_WAIT = timedelta(milliseconds=200)
 # Added to the minimum spacing at the actual send: covers the jitter between a turn being

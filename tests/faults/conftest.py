@@ -24,6 +24,7 @@ from tests.faults.receivers import MailReceiver, WebhookReceiver
 from tests.faults.services import FaultDatabase, PrivateRedis, TcpProxy, new_database_name
 from tests.processes import service_env
 from worker.broker import add_project_middleware, use_broker
+from worker.redis_broker import OutreachRedisBroker
 
 # Settings every process of a fault test runs with, unless the test says otherwise:
 FAULT_SETTINGS = {
@@ -93,7 +94,7 @@ def use_redis_broker() -> Iterator[Callable[[str, str], RedisBroker]]:
     brokers: list[RedisBroker] = []
 
     def use(url: str, namespace: str) -> RedisBroker:
-        broker = RedisBroker(url=url, namespace=namespace)
+        broker = OutreachRedisBroker(url=url, namespace=namespace)
         add_project_middleware(broker)
         use_broker(broker)
         brokers.append(broker)

@@ -30,9 +30,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.process]
 
 MESSAGES = 20
 MIN_SPACING, MAX_SPACING = 2.0, 3.0
-# A delayed delivery fires up to about two polls late (the delayed queue's, then the delivery
-# queue's), and the machine is shared: the upper bound allows for that, the lower one holds
-# exactly (the gap is measured from the sends the sender let go).
+# A delayed delivery fires up to about a poll late (it is moved onto its queue before a fetch),
+# and the machine is shared: the upper bound allows for that, the lower one holds exactly (the
+# gap is measured from the sends the sender let go).
 TOLERANCE = 1.5
 # Seconds without a heartbeat before a worker's fetched messages are given back.
 HEARTBEAT_TIMEOUT = 1.0

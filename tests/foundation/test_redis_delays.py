@@ -1,0 +1,127 @@
+"""Delayed messages wait in Redis, not in a worker's memory, and run once when due.
+
+On fakeredis and on the real Redis (`any_redis_broker`), with Dramatiq's own worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import dramatiq
+import pytest
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import current_millis
+
+from producers.status import queue_depths
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+def any_redis_broker(request: pytest.FixtureRequest) -> RedisBroker:
+    broker: RedisBroker = request.getfixturevalue(f"{request.param}_broker")
+    return broker
+
+
+def _queue() -> str:
+    # Actors and queues are carried from broker to broker between tests: each its own name.
+    return f"later_{uuid.uuid4().hex[:8]}"
+
+
+def test_a_delayed_message_waits_in_redis_until_it_is_due(any_redis_broker):
+    # Given an actor on its own queue
+    broker = any_redis_broker
+    queue = _queue()
+
+    @dramatiq.actor(actor_name=queue, queue_name=queue, max_retries=0)
+    def later(n: int) -> None:
+        pass
+
+    # When a message is sent with a delay of a minute
+    later.send_with_options(args=(1,), delay=60_000)
+    # Then it waits in the queue's sorted set, with its body beside it: not on the queue, and
+    # not on Dramatiq's delay queue (where a worker would fetch it and hold it in memory)
+    client, key = broker.client, f"{broker.namespace}:{queue}"
+    assert broker.delays.count(queue) == 1
+    assert client.hlen(f"{key}.delayed.msgs") == 1
+    assert client.llen(key) == 0 and client.llen(f"{key}.DQ") == 0
+    # And `outreach status` counts it as delayed
+    [depth] = [d for d in queue_depths(broker) if d["queue"] == queue]
+    assert depth == {"queue": queue, "ready": 0, "in_flight": 0, "delayed": 1, "dead": 0}
+    # When its time has not come, nothing moves; when it has, it is on its queue, ready
+    assert broker.delays.move_due([queue], current_millis()) == 0
+    assert broker.delays.move_due([queue], current_millis() + 61_000) == 1
+    assert client.llen(key) == 1 and broker.delays.count(queue) == 0
+    assert client.hlen(f"{key}.delayed.msgs") == 0 and client.hlen(f"{key}.msgs") == 1
+
+
+def test_a_worker_runs_a_delayed_message_once_after_its_delay(any_redis_broker):
+    # Given an actor that records when it ran, and a real worker
+    broker = any_redis_broker
+    queue = _queue()
+    runs: list[float] = []
+    ran = threading.Event()
+
+    @dramatiq.actor(actor_name=queue, queue_name=queue, max_retries=0)
+    def later() -> None:
+        runs.append(time.monotonic())
+        ran.set()
+
+    worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=2)
+    worker.start()
+    try:
+        # When a message is sent with a delay of 0.7 s
+        sent = time.monotonic()
+        later.send_with_options(delay=700)
+        # Then it runs once, not before its delay
+        assert ran.wait(15), "the delayed message never ran"
+        time.sleep(0.5)
+    finally:
+        worker.stop()
+    assert len(runs) == 1
+    assert runs[0] - sent >= 0.7
+    # And nothing of it is left in Redis
+    assert broker.delays.count(queue) == 0
+    assert broker.client.hlen(f"{broker.namespace}:{queue}.msgs") == 0
+
+
+def test_a_flushed_queue_drops_its_delayed_messages(any_redis_broker):
+    broker = any_redis_broker
+    queue = _queue()
+
+    @dramatiq.actor(actor_name=queue, queue_name=queue, max_retries=0)
+    def later() -> None:
+        pass
+
+    later.send_with_options(delay=60_000)
+    broker.flush(queue)
+    assert broker.delays.count(queue) == 0
+    assert broker.client.hlen(f"{broker.namespace}:{queue}.delayed.msgs") == 0
+
+
+def test_due_messages_move_once_however_many_consumers_ask(any_redis_broker):
+    # Given 200 messages delayed a moment on one queue
+    broker = any_redis_broker
+    queue = _queue()
+
+    @dramatiq.actor(actor_name=queue, queue_name=queue, max_retries=0)
+    def later(n: int) -> None:
+        pass
+
+    for n in range(200):
+        later.send_with_options(args=(n,), delay=1)
+    # When eight consumers move what is due at the same moment
+    due = current_millis() + 1_000
+    moved: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: moved.append(broker.delays.move_due([queue], due)))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then each message was moved onto the queue once
+    assert sum(moved) == 200
+    assert broker.client.llen(f"{broker.namespace}:{queue}") == 200
+    assert len(set(broker.client.lrange(f"{broker.namespace}:{queue}", 0, -1))) == 200

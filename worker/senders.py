@@ -192,10 +192,13 @@ def take_turn(
                 + SPACING_GUARD
             )
             if quiet_from > now:
-                if held is not None and now - held >= timedelta(seconds=pacing.min_spacing):
-                    # Late by a spacing or more, so the sender's next held rows are due too:
-                    # rather than all wait for `quiet_from` and meet again there, this one
-                    # takes the sender's next free slot (its own is past; it was counted).
+                spacing = timedelta(seconds=pacing.min_spacing)
+                if held is not None and now - held >= spacing and quiet_from - now >= spacing / 2:
+                    # Late by a spacing or more, and far from the sender's quiet time: the
+                    # sender's next held rows are due too, and rather than all wait for
+                    # `quiet_from` and meet again there, this one takes the sender's next free
+                    # slot (its own is past; it was counted). A row due a moment before the
+                    # quiet time just waits for it.
                     later, values = _next_slot(row, pacing, quiet_from, settings, counted=held)
                     if _write(row, values):
                         return Turn(False, later, later, "spacing")

@@ -8,11 +8,12 @@ from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import urlparse
 
-import httpx
+import httpcore
 
 from storage import clock
 from storage.clock import as_utc
 from storage.errors import ConfigurationError
+from worker.channels.http import Answer, JsonPoster
 
 
 class SendError(Exception):
@@ -82,7 +83,7 @@ RETRYABLE_HTTP_STATUSES = frozenset({408, 425, 429, 463})
 PERMANENT_SERVER_STATUSES = frozenset({501, 505})
 
 
-def raise_for_http_status(response: httpx.Response, what: str) -> None:
+def raise_for_http_status(response: Answer, what: str) -> None:
     if response.is_success:
         return
     status = response.status_code
@@ -91,7 +92,7 @@ def raise_for_http_status(response: httpx.Response, what: str) -> None:
     if status in RETRYABLE_HTTP_STATUSES or (
         status >= 500 and status not in PERMANENT_SERVER_STATUSES
     ):
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
         raise TransientSendError(detail, status_code=status, retry_after=retry_after)
     raise PermanentSendError(detail, status_code=status)
 
@@ -123,24 +124,29 @@ def require_http_url(url: str | None, setting: str, channel: str) -> str:
 
 
 def post_json(
-    client: httpx.Client, url: str, payload: dict[str, object], headers: dict[str, str], what: str
-) -> httpx.Response:
+    poster: JsonPoster, url: str, payload: dict[str, object], headers: dict[str, str], what: str
+) -> Answer:
     """POST with the network failures sorted: nothing sent (transient) or maybe sent (uncertain)."""
     try:
-        response = client.post(url, json=payload, headers=headers)
-    except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        response = poster.post(url, payload, headers)
+    except (httpcore.ConnectTimeout, httpcore.PoolTimeout) as exc:
         raise TransientSendError(f"{what} timed out before the request went out: {exc}") from exc
-    except (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.ProxyError) as exc:
+    except (
+        httpcore.ConnectError,
+        httpcore.UnsupportedProtocol,
+        httpcore.ProxyError,
+        httpcore.ConnectionNotAvailable,
+    ) as exc:
         raise TransientSendError(f"{what} unreachable: {exc}") from exc
-    except httpx.TimeoutException as exc:
+    except httpcore.TimeoutException as exc:
         raise UncertainSendError(f"{what} sent the request but no answer came: {exc}") from exc
-    except httpx.TransportError as exc:
+    except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
         raise UncertainSendError(f"{what} dropped the connection mid-request: {exc}") from exc
     raise_for_http_status(response, what)
     return response
 
 
-def provider_id_from(response: httpx.Response, fallback: str) -> str:
+def provider_id_from(response: Answer, fallback: str) -> str:
     """The id the far end gave the message, wherever it put it; the key when it gave none."""
     try:
         data = response.json()

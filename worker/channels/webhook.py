@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import httpx
-
 from worker.channels.base import Outbound, post_json, provider_id_from, require_http_url
+from worker.channels.http import JsonPoster
 
 
 class WebhookChannel:
@@ -14,7 +13,7 @@ class WebhookChannel:
 
     def __init__(self, url: str | None, timeout: float) -> None:
         self.url = require_http_url(url, "WEBHOOK_URL", "webhook")
-        self.client = httpx.Client(timeout=timeout)
+        self.client = JsonPoster(timeout)
 
     def send(self, message: Outbound) -> str:
         payload: dict[str, object] = {

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import httpx
-
 from worker.channels.base import (
     Outbound,
     PermanentSendError,
@@ -13,6 +11,7 @@ from worker.channels.base import (
     provider_id_from,
     require_http_url,
 )
+from worker.channels.http import JsonPoster
 
 _NOT_A_DIGIT = re.compile(r"\D")
 # How WAHA Core says an endpoint is a WAHA Plus feature (or not in this engine): HTTP 422
@@ -46,7 +45,7 @@ class WhatsAppChannel:
         self.url = require_http_url(url, "WAHA_URL", "whatsapp").rstrip("/")
         self.session = session
         self.headers = {"X-Api-Key": api_key} if api_key else {}
-        self.client = httpx.Client(timeout=timeout)
+        self.client = JsonPoster(timeout)
 
     def session_of(self, message: Outbound) -> str:
         """The WAHA session of the message's sender (``whatsapp:<session>``), else the default."""

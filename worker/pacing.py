@@ -26,7 +26,7 @@ from storage.models.senders import Sender
 from storage.settings import Settings, get_settings
 from worker import read_cache
 from worker.channels.base import SendError
-from worker.delivery_queue import enqueue_deliveries_later
+from worker.delivery_queue import enqueue_many_later
 from worker.hours import ALWAYS, SendingHours, parse_hours
 from worker.logging import get_logger
 from worker.senders import (
@@ -215,12 +215,15 @@ def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:
         by_time.setdefault((deferral.until, deferral.account_id), []).append(deferral.outbox_id)
     now = clock.now()
     embedded = is_embedded()
+    deliveries = []
     for (until, account_id), ids in sorted(by_time.items(), key=lambda item: item[0][0]):
         delay = max(0, int((until - now).total_seconds() * 1000))
         if embedded and delay > EMBEDDED_MAX_DELAY_MS:
             log.info("pacing.left_to_relay", count=len(ids), until=until.isoformat())
             continue
-        enqueue_deliveries_later(ids, delay or None, account_id=account_id)
+        deliveries.append((ids, delay or None, account_id))
+    # One round trip for every delayed delivery of the window.
+    enqueue_many_later(deliveries)
 
 
 # WAHA's answer for "stop contacting new people for a while".

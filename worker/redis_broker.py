@@ -15,6 +15,7 @@ and two changes to how messages are dead-lettered.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Sequence
 from typing import Any
 from uuid import uuid4
 
@@ -104,14 +105,30 @@ class OutreachRedisBroker(RedisBroker):
         """A message with a delay waits in Redis for its time (worker.redis_delays)."""
         if not delay or delay <= 0:
             return super().enqueue(message)
-        # A fresh id in Redis for each enqueue, as Dramatiq's own (a retry is enqueued again).
-        message = message.copy(options={"redis_message_id": str(uuid4())})
-        self.emit_before("enqueue", message, delay)
-        # A lost connection raises as Dramatiq's own enqueue does (redis.ConnectionError).
-        redis_id, due = message.options["redis_message_id"], current_millis() + delay
-        self.delays.add(message.queue_name, redis_id, message.encode(), due)
-        self.emit_after("enqueue", message, delay)
-        return message
+        return self.enqueue_later([(message, delay)])[0]
+
+    def enqueue_later(
+        self, delayed: Sequence[tuple[dramatiq.Message, int]]
+    ) -> list[dramatiq.Message]:
+        """Messages each with its delay (ms, more than 0), in one round trip; each through the
+        enqueue hooks as by `enqueue`. A lost connection raises as Dramatiq's own enqueue does
+        (redis.ConnectionError)."""
+        sent = []
+        for message, delay in delayed:
+            # A fresh id in Redis for each enqueue, as Dramatiq's own (a retry is enqueued again).
+            message = message.copy(options={"redis_message_id": str(uuid4())})
+            self.emit_before("enqueue", message, delay)
+            sent.append((message, delay))
+        now = current_millis()
+        self.delays.add_many(
+            [
+                (m.queue_name, m.options["redis_message_id"], m.encode(), now + delay)
+                for m, delay in sent
+            ]
+        )
+        for message, delay in sent:
+            self.emit_after("enqueue", message, delay)
+        return [message for message, _ in sent]
 
     def queues_waited_on(self) -> list[str]:
         """The queues delayed messages can wait for (not Dramatiq's own delay queues)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from dramatiq.common import current_millis
@@ -77,7 +77,20 @@ class Delays:
         return key + DELAYED_SUFFIX, key + BODIES_SUFFIX
 
     def add(self, queue_name: str, redis_id: str, body: bytes, due_ms: int) -> None:
-        self._delay(keys=list(self.keys(queue_name)), args=[redis_id, body, due_ms])
+        self.add_many([(queue_name, redis_id, body, due_ms)])
+
+    def add_many(self, delayed: Sequence[tuple[str, str, bytes, int]]) -> None:
+        """(queue, Redis id, body, due time in ms) each: one round trip for all of them."""
+        if len(delayed) == 1:
+            queue_name, redis_id, body, due_ms = delayed[0]
+            self._delay(keys=list(self.keys(queue_name)), args=[redis_id, body, due_ms])
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for queue_name, redis_id, body, due_ms in delayed:
+            self._delay(
+                keys=list(self.keys(queue_name)), args=[redis_id, body, due_ms], client=pipe
+            )
+        pipe.execute()
 
     def move_due(self, queue_names: Iterable[str], now_ms: int) -> int:
         """Put each queue's due messages on it; how many there were."""

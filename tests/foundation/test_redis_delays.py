@@ -125,3 +125,33 @@ def test_due_messages_move_once_however_many_consumers_ask(any_redis_broker):
     assert sum(moved) == 200
     assert broker.client.llen(f"{broker.namespace}:{queue}") == 200
     assert len(set(broker.client.lrange(f"{broker.namespace}:{queue}", 0, -1))) == 200
+
+
+def test_many_delayed_messages_are_written_in_one_round_trip(any_redis_broker, monkeypatch):
+    # Given an actor, and every command the broker's client sends on its own counted
+    broker = any_redis_broker
+    queue = _queue()
+
+    @dramatiq.actor(actor_name=queue, queue_name=queue, max_retries=0)
+    def later(n: int) -> None:
+        pass
+
+    single: list[object] = []
+    real = broker.client.execute_command
+
+    def counted(*args, **kwargs):
+        single.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(broker.client, "execute_command", counted)
+    # When three messages with three delays are enqueued together
+    before = current_millis()
+    sent = broker.enqueue_later([(later.message(n), 10_000 * (n + 1)) for n in range(3)])
+    monkeypatch.undo()
+    # Then no command went on its own (one pipeline), and each waits for its own time
+    assert single == []
+    assert len({m.options["redis_message_id"] for m in sent}) == 3
+    key = f"{broker.namespace}:{queue}.delayed"
+    scores = [score for _, score in broker.client.zrange(key, 0, -1, withscores=True)]
+    assert len(scores) == 3
+    assert [round((s - before) / 10_000) for s in scores] == [1, 2, 3]

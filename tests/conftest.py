@@ -228,6 +228,13 @@ def fakeredis_broker() -> Iterator[RedisBroker]:
     broker.close()
 
 
+@pytest.fixture(params=["fakeredis", "redis"])
+def any_redis_broker(request: pytest.FixtureRequest) -> RedisBroker:
+    """The project's Redis broker, once on fakeredis and once on the real Redis."""
+    broker: RedisBroker = request.getfixturevalue(f"{request.param}_broker")
+    return broker
+
+
 def redis_client() -> redis.Redis:
     client = redis.Redis.from_url(REDIS_TEST_URL)
     try:

@@ -174,8 +174,8 @@ def take_turn(
     settings = get_settings()
     for _ in range(MAX_TURN_TRIES):
         row = get_sender(name, channel)
-        if row.paused_until is not None and clock.as_utc(row.paused_until) > now:
-            return Turn(False, clock.as_utc(row.paused_until), None, f"paused: {row.pause_reason}")
+        if paused := _paused(row, now):
+            return paused
         pacing = pacing_of(row, settings)
         values: dict[str, object] = {}
         slot = held
@@ -211,6 +211,13 @@ def take_turn(
     return Turn(False, now + CONTENDED_WAIT, held, "contended")
 
 
+def _paused(row: Sender, now: datetime) -> Turn | None:
+    """A paused sender's answer: wait for the end of the pause, holding no slot."""
+    if row.paused_until is not None and clock.as_utc(row.paused_until) > now:
+        return Turn(False, clock.as_utc(row.paused_until), None, f"paused: {row.pause_reason}")
+    return None
+
+
 def reserve_slots(name: str, channel: str, count: int, now: datetime) -> list[datetime] | Turn:
     """The sender's next `count` slots, handed out together (one read, one conditional write):
     for the rows of a window that have none. A slot that has come still waits for the
@@ -219,8 +226,8 @@ def reserve_slots(name: str, channel: str, count: int, now: datetime) -> list[da
     settings = get_settings()
     for _ in range(MAX_TURN_TRIES):
         row = get_sender(name, channel)
-        if row.paused_until is not None and clock.as_utc(row.paused_until) > now:
-            return Turn(False, clock.as_utc(row.paused_until), None, f"paused: {row.pause_reason}")
+        if paused := _paused(row, now):
+            return paused
         pacing = pacing_of(row, settings)
         state = _SlotState.of(row)
         slots = []

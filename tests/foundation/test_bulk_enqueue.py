@@ -7,18 +7,11 @@ import uuid
 from collections import Counter
 
 import dramatiq
-import pytest
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware
 
 from worker import enqueue
 from worker.enqueue import enqueue_calls, enqueue_many
-
-
-@pytest.fixture(params=["fakeredis", "redis"])
-def any_redis_broker(request: pytest.FixtureRequest) -> RedisBroker:
-    broker: RedisBroker = request.getfixturevalue(f"{request.param}_broker")
-    return broker
 
 
 def _name() -> str:

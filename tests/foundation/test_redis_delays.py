@@ -10,17 +10,9 @@ import time
 import uuid
 
 import dramatiq
-import pytest
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
 
 from producers.status import queue_depths
-
-
-@pytest.fixture(params=["fakeredis", "redis"])
-def any_redis_broker(request: pytest.FixtureRequest) -> RedisBroker:
-    broker: RedisBroker = request.getfixturevalue(f"{request.param}_broker")
-    return broker
 
 
 def _queue() -> str:
@@ -28,15 +20,21 @@ def _queue() -> str:
     return f"later_{uuid.uuid4().hex[:8]}"
 
 
+def _idle_actor(queue: str) -> dramatiq.Actor:
+    """An actor on `queue` that does nothing."""
+
+    @dramatiq.actor(actor_name=queue, queue_name=queue, max_retries=0)
+    def later(n: int = 0) -> None:
+        pass
+
+    return later
+
+
 def test_a_delayed_message_waits_in_redis_until_it_is_due(any_redis_broker):
     # Given an actor on its own queue
     broker = any_redis_broker
     queue = _queue()
-
-    @dramatiq.actor(actor_name=queue, queue_name=queue, max_retries=0)
-    def later(n: int) -> None:
-        pass
-
+    later = _idle_actor(queue)
     # When a message is sent with a delay of a minute
     later.send_with_options(args=(1,), delay=60_000)
     # Then it waits in the queue's sorted set, with its body beside it: not on the queue, and
@@ -86,13 +84,10 @@ def test_a_worker_runs_a_delayed_message_once_after_its_delay(any_redis_broker):
 
 
 def test_a_flushed_queue_drops_its_delayed_messages(any_redis_broker):
+    # Given a message delayed a minute, when its queue is flushed, then it is gone too
     broker = any_redis_broker
     queue = _queue()
-
-    @dramatiq.actor(actor_name=queue, queue_name=queue, max_retries=0)
-    def later() -> None:
-        pass
-
+    later = _idle_actor(queue)
     later.send_with_options(delay=60_000)
     broker.flush(queue)
     assert broker.delays.count(queue) == 0
@@ -103,11 +98,7 @@ def test_due_messages_move_once_however_many_consumers_ask(any_redis_broker):
     # Given 200 messages delayed a moment on one queue
     broker = any_redis_broker
     queue = _queue()
-
-    @dramatiq.actor(actor_name=queue, queue_name=queue, max_retries=0)
-    def later(n: int) -> None:
-        pass
-
+    later = _idle_actor(queue)
     for n in range(200):
         later.send_with_options(args=(n,), delay=1)
     # When eight consumers move what is due at the same moment
@@ -131,11 +122,7 @@ def test_many_delayed_messages_are_written_in_one_round_trip(any_redis_broker, m
     # Given an actor, and every command the broker's client sends on its own counted
     broker = any_redis_broker
     queue = _queue()
-
-    @dramatiq.actor(actor_name=queue, queue_name=queue, max_retries=0)
-    def later(n: int) -> None:
-        pass
-
+    later = _idle_actor(queue)
     single: list[object] = []
     real = broker.client.execute_command
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from storage.settings import DEFAULT_EMAIL_SPACING, DEFAULT_SENDING_HOURS, DEFAULT_WHATSAPP_SPACING
+from tests.pacing.helpers import TimedChannel
+from worker import delivery
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +17,11 @@ def pacing_defaults(env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     env.setenv("OUTREACH_EMAIL_MAX_SPACING", str(DEFAULT_EMAIL_SPACING[1]))
     env.setenv("OUTREACH_SENDING_HOURS", DEFAULT_SENDING_HOURS)
     return env
+
+
+@pytest.fixture
+def whatsapp(monkeypatch: pytest.MonkeyPatch) -> TimedChannel:
+    """The channel every send goes to, recording when (on the fake clock) each went."""
+    channel = TimedChannel()
+    monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: channel)
+    return channel

@@ -13,6 +13,7 @@ from storage.models import OutboxMessage
 from storage.models.outbox import QUEUED
 from worker import delivery
 from worker.channels import Outbound
+from worker.outbox import Outgoing, queue_messages
 
 
 class TimedChannel:
@@ -33,6 +34,14 @@ class TimedChannel:
     @property
     def times(self) -> list[datetime]:
         return [when for when, _ in self.sent]
+
+
+def queue_whatsapp(count: int, prefix: str = "m") -> list[int]:
+    """`count` WhatsApp messages queued at once on the default sender; their ids."""
+    rows = queue_messages(
+        [Outgoing(f"{prefix}-{n}", "whatsapp", f"+3361234{n:04d}", "hello") for n in range(count)]
+    )
+    return [row.id for row in rows]
 
 
 def gaps(times: Sequence[datetime]) -> list[float]:

@@ -12,26 +12,12 @@ from storage import clock as clock_module
 from storage.db import database
 from storage.models import OutboxMessage, Sender
 from storage.models.outbox import SENT
-from tests.pacing.helpers import TimedChannel, gaps, play_deliveries
+from tests.pacing.helpers import TimedChannel, gaps, play_deliveries, queue_whatsapp
 from worker import delivery, pacing, senders
 from worker.channels import TransientSendError
 from worker.delivery import Outcome
 from worker.outbox import Outgoing, queue_messages
 from worker.outbox_relay import relay
-
-
-@pytest.fixture
-def whatsapp(monkeypatch: pytest.MonkeyPatch) -> TimedChannel:
-    channel = TimedChannel()
-    monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: channel)
-    return channel
-
-
-def queue_whatsapp(count: int, prefix: str = "m") -> list[int]:
-    rows = queue_messages(
-        [Outgoing(f"{prefix}-{n}", "whatsapp", f"+3361234{n:04d}", "hello") for n in range(count)]
-    )
-    return [row.id for row in rows]
 
 
 def test_a_whatsapp_batch_leaves_30_to_60_seconds_apart(db, clock, env, whatsapp, fakeredis_broker):

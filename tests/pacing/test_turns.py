@@ -18,18 +18,10 @@ from storage.db import database
 from storage.models import OutboxMessage
 from storage.models.outbox import SENT
 from storage.settings import get_settings
-from tests.pacing.helpers import TimedChannel, gaps, play_deliveries
+from tests.pacing.helpers import TimedChannel, gaps, play_deliveries, queue_whatsapp
 from worker import delivery, senders
 from worker.channels import Outbound
 from worker.delivery import Outcome
-from worker.outbox import Outgoing, queue_messages
-
-
-@pytest.fixture
-def whatsapp(monkeypatch: pytest.MonkeyPatch) -> TimedChannel:
-    channel = TimedChannel()
-    monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: channel)
-    return channel
 
 
 @pytest.fixture
@@ -48,13 +40,6 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def on_sender_table(seen: list[str]) -> list[str]:
     return [sql for sql in seen if re.search(r'(UPDATE|FROM|INTO) "sender"', sql)]
-
-
-def queue_whatsapp(count: int, prefix: str = "m") -> list[int]:
-    rows = queue_messages(
-        [Outgoing(f"{prefix}-{n}", "whatsapp", f"+3361234{n:04d}", "hello") for n in range(count)]
-    )
-    return [row.id for row in rows]
 
 
 def test_a_slot_that_has_come_is_let_go_in_one_statement(db, clock, env, statements):

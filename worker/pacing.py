@@ -12,6 +12,7 @@ Rules (docs/operating.md, "Pacing: senders, spacing, sending hours"):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -217,7 +218,8 @@ def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:
     embedded = is_embedded()
     deliveries = []
     for (until, account_id), ids in sorted(by_time.items(), key=lambda item: item[0][0]):
-        delay = max(0, int((until - now).total_seconds() * 1000))
+        # Rounded up: a delivery that fired a moment before its time would be deferred again.
+        delay = max(0, math.ceil((until - now).total_seconds() * 1000))
         if embedded and delay > EMBEDDED_MAX_DELAY_MS:
             log.info("pacing.left_to_relay", count=len(ids), until=until.isoformat())
             continue

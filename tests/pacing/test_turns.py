@@ -163,3 +163,18 @@ def test_after_a_slow_send_the_next_waits_its_spacing_from_the_end(db, clock, en
     # Then each went at least 2 s after the previous one ended (5 s after it started)
     assert len(channel.times) == 3
     assert all(gap >= 7 for gap in gaps(channel.times)), gaps(channel.times)
+
+
+def test_a_deferral_is_never_delayed_less_than_its_wait(db, clock, monkeypatch):
+    # Given a row deferred to 0.4 ms from now
+    from worker import pacing as pacing_module
+
+    asked: list[tuple[object, object, object]] = []
+    monkeypatch.setattr(pacing_module, "enqueue_many_later", lambda many: asked.extend(many))
+    until = clock_module.now() + timedelta(microseconds=400)
+    deferral = pacing_module.Deferral(7, 1, until, until, "spacing", account_id=3)
+    # When its delivery is enqueued
+    pacing_module.enqueue_deferred([deferral])
+    # Then it is delayed a whole millisecond, not 0 (which would fire it early, to be deferred
+    # again)
+    assert asked == [([7], 1, 3)]

@@ -336,7 +336,8 @@ def _send_claimed(
     reserved = _reserve(rows, settings)
     for n, row in enumerate(rows):
         if (results or deferred) and time.monotonic() - started > WINDOW_SECONDS:
-            unsent, deferred = _given_back(rows[n:], reserved, deferred)
+            unsent, holding = _given_back(rows[n:], reserved)
+            deferred += holding
             break
         # Hours, a pause, the sender's turn: checked just before the send, never slept on.
         granted = clock.now()
@@ -379,20 +380,19 @@ def _reserve(rows: list[OutboxMessage], settings: Settings) -> set[int]:
 
 
 def _given_back(
-    rows: list[OutboxMessage], reserved: set[int], deferred: list[Deferral]
+    rows: list[OutboxMessage], reserved: set[int]
 ) -> tuple[list[OutboxMessage], list[Deferral]]:
     """The rows a window ran out of time for: back to `queued`, except those holding a slot
     reserved in this window, deferred to it (with it) so the slot is not lost."""
     now = clock.now()
     unsent = [row for row in rows if row.id not in reserved]
+    holding = []
     for row in rows:
         if row.id in reserved:
             hold = clock.as_utc(row.not_before)
-            reason = "spacing"
-            deferred.append(
-                Deferral(row.id, row.attempts, max(hold, now), hold, reason, row.account_id)
-            )
-    return unsent, deferred
+            until = max(hold, now)
+            holding.append(Deferral(row.id, row.attempts, until, hold, "spacing", row.account_id))
+    return unsent, holding
 
 
 def _send_ended(row: OutboxMessage, granted: datetime, settings: Settings) -> None:

@@ -142,3 +142,41 @@ def test_many_delayed_messages_are_written_in_one_round_trip(any_redis_broker, m
     scores = [score for _, score in broker.client.zrange(key, 0, -1, withscores=True)]
     assert len(scores) == 3
     assert [round((s - before) / 10_000) for s in scores] == [1, 2, 3]
+
+
+def test_a_retry_waits_its_backoff_in_redis_and_runs_again(any_redis_broker):
+    # Given an actor that fails the first time, with a short backoff, and a real worker
+    broker = any_redis_broker
+    queue = _queue()
+    attempts: list[float] = []
+    done = threading.Event()
+
+    @dramatiq.actor(
+        actor_name=queue, queue_name=queue, max_retries=3, min_backoff=300, max_backoff=300
+    )
+    def flaky() -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            raise RuntimeError("the first attempt fails")
+        done.set()
+
+    worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=2)
+    worker.start()
+    try:
+        # When it is sent
+        flaky.send()
+        # Then its retry waits in the queue's sorted set, and runs once more after its backoff
+        waited = False
+        deadline = time.monotonic() + 10
+        while not done.is_set() and time.monotonic() < deadline:
+            waited = waited or broker.delays.count(queue) == 1
+            time.sleep(0.01)
+        assert waited, "the retry was never seen waiting in the sorted set"
+        assert done.wait(15), "the retry never ran"
+        time.sleep(0.3)
+    finally:
+        worker.stop()
+    assert len(attempts) == 2
+    assert attempts[1] - attempts[0] >= 0.15  # the backoff is jittered down to half
+    assert broker.delays.count(queue) == 0
+    assert broker.client.llen(f"{broker.namespace}:{queue}.DQ") == 0

@@ -285,3 +285,67 @@ def test_a_dropped_connection_handed_out_fails_once_and_is_not_reused(pg_db):
     # Then it was not given back to the pool: the message after that gets a working connection
     again = _as_a_message(_backend_pid)
     assert isinstance(again, int) and again != pid
+
+
+def _recorded(monkeypatch: pytest.MonkeyPatch, call: Callable[[], object]) -> tuple[str, list]:
+    """The statement `call` sent to the database (the last one), and its parameters."""
+    sent: list[tuple[str, list]] = []
+    backend = database.obj
+    real = backend.execute_sql
+
+    def recording(sql, params=None, *args, **kwargs):
+        sent.append((sql, list(params or [])))
+        return real(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "execute_sql", recording)
+    call()
+    monkeypatch.undo()
+    return sent[-1]
+
+
+# Plan nodes that read no index of the outbox: a bitmap's heap visit, a VALUES list.
+NOT_READS = ("Bitmap Heap Scan", "Values Scan")
+
+
+def _indexes_read(sql: str, params: list) -> set[str]:
+    """The indexes PostgreSQL's plan of the statement reads the outbox with (not run)."""
+    (plan,) = database.execute_sql("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
+    found: set[str] = set()
+    nodes = [plan[0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        read = node.get("Index Name", node.get("Relation Name", ""))
+        scan = node["Node Type"].endswith("Scan") and node["Node Type"] not in NOT_READS
+        if scan and not read.startswith("suppression"):  # the suppression check's own
+            found.add(node.get("Index Name", node["Node Type"]))
+        nodes += node.get("Plans", [])
+    return found
+
+
+def test_a_window_finds_its_rows_by_primary_key_whatever_the_statistics_say(
+    pg_db, clock, monkeypatch
+):
+    # Given statistics taken when no row was queued, then a campaign's 3,000 rows queued
+    from worker.outbox import Outgoing, queue_messages
+
+    queue_messages([Outgoing(f"k-old-{n}", "log", f"+3361{n:07d}", "hi") for n in range(200)])
+    OutboxMessage.update(status="sent").execute()
+    database.execute_sql("ANALYZE outbox_message")
+    rows = queue_messages(
+        [Outgoing(f"k-new-{n}", "log", f"+3362{n:07d}", "hi") for n in range(3_000)]
+    )
+    window = [r.id for r in rows[1_000:1_020]]
+    # When a window of 20 is claimed, then recorded, and a window given back
+    claim = _recorded(monkeypatch, lambda: outbox_sql.claim_queued(window, clock.now(), ["log"]))
+    outcomes = [outbox_sql.ClaimOutcome(i, 1, "sent") for i in window[:10]]
+    finish = _recorded(
+        monkeypatch, lambda: outbox_sql.finish_claimed(outcomes, clock.now(), returning=False)
+    )
+    later = clock.now() + timedelta(minutes=1)
+    deferrals = [(i, 1, later, None) for i in window[10:]]
+    defer = _recorded(monkeypatch, lambda: outbox_sql.defer_claimed(deferrals))
+    # Then each statement finds its rows by their primary key, never by status or channel
+    # (which would read every queued row: the statistics say there are none)
+    for sql, params in (claim, finish, defer):
+        assert _indexes_read(sql, params) == {"outbox_message_pkey"}, sql
+    assert OutboxMessage.select().where(OutboxMessage.status == "sent").count() == 210

@@ -27,31 +27,41 @@ DELAYED_SUFFIX = ".delayed"
 BODIES_SUFFIX = ".delayed.msgs"
 # Due messages moved onto a queue in one call at most (the rest move at the next fetch).
 MOVE_AT_MOST = 1_000
+# Delayed messages added in one script call at most, so that no call holds Redis for long.
+ADD_AT_MOST = 500
 
-# KEYS: the sorted set, the bodies. ARGV: the message's id, its body, when it is due (ms).
+# The keys are built in the scripts from the namespace, as Dramatiq's own scripts build theirs:
+# a call then sends queue names, not four keys a queue (packing them cost more than the move).
+
+# ARGV: the namespace, then (queue, message id, body, due time in ms) for each message.
 _DELAY = """
-redis.call("hset", KEYS[2], ARGV[1], ARGV[2])
-redis.call("zadd", KEYS[1], ARGV[3], ARGV[1])
+local namespace = ARGV[1]
+for i = 2, #ARGV, 4 do
+    local key = namespace .. ":" .. ARGV[i]
+    redis.call("hset", key .. ".delayed.msgs", ARGV[i + 1], ARGV[i + 2])
+    redis.call("zadd", key .. ".delayed", ARGV[i + 3], ARGV[i + 1])
+end
 """
 
 # A process moves due messages at most this often (whichever of its consumers comes first):
 # one script call for every queue, not one a fetch.
 MOVE_EVERY_SECONDS = 0.01
 
-# KEYS: for each queue, its sorted set, its delayed bodies, the queue, the queue's bodies.
-# ARGV: now (ms), how many a queue at most.
+# ARGV: the namespace, now (ms), how many a queue at most, then the queues.
 _MOVE_DUE = """
+local namespace, now, most = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local moved = 0
-for q = 1, #KEYS, 4 do
-    local ids = redis.call(
-        "zrangebyscore", KEYS[q], "-inf", ARGV[1], "LIMIT", 0, tonumber(ARGV[2]))
+for q = 4, #ARGV do
+    local queue = namespace .. ":" .. ARGV[q]
+    local delayed, bodies = queue .. ".delayed", queue .. ".delayed.msgs"
+    local ids = redis.call("zrangebyscore", delayed, "-inf", now, "LIMIT", 0, most)
     for _, id in ipairs(ids) do
-        local body = redis.call("hget", KEYS[q + 1], id)
-        redis.call("zrem", KEYS[q], id)
+        local body = redis.call("hget", bodies, id)
+        redis.call("zrem", delayed, id)
         if body then
-            redis.call("hdel", KEYS[q + 1], id)
-            redis.call("hset", KEYS[q + 3], id, body)
-            redis.call("rpush", KEYS[q + 2], id)
+            redis.call("hdel", bodies, id)
+            redis.call("hset", queue .. ".msgs", id, body)
+            redis.call("rpush", queue, id)
             moved = moved + 1
         end
     end
@@ -80,27 +90,22 @@ class Delays:
         self.add_many([(queue_name, redis_id, body, due_ms)])
 
     def add_many(self, delayed: Sequence[tuple[str, str, bytes, int]]) -> None:
-        """(queue, Redis id, body, due time in ms) each: one round trip for all of them."""
-        if len(delayed) == 1:
-            queue_name, redis_id, body, due_ms = delayed[0]
-            self._delay(keys=list(self.keys(queue_name)), args=[redis_id, body, due_ms])
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for queue_name, redis_id, body, due_ms in delayed:
-            self._delay(
-                keys=list(self.keys(queue_name)), args=[redis_id, body, due_ms], client=pipe
-            )
-        pipe.execute()
+        """(queue, Redis id, body, due time in ms) each: one round trip for all of them, a
+        script call for each ADD_AT_MOST."""
+        chunks = [delayed[i : i + ADD_AT_MOST] for i in range(0, len(delayed), ADD_AT_MOST)]
+        pipe = self.client.pipeline(transaction=False) if len(chunks) > 1 else None
+        for chunk in chunks:
+            args = [self.namespace, *(part for one in chunk for part in one)]
+            self._delay(args=args, client=pipe)
+        if pipe is not None:
+            pipe.execute()
 
     def move_due(self, queue_names: Iterable[str], now_ms: int) -> int:
         """Put each queue's due messages on it; how many there were."""
-        keys = []
-        for name in queue_names:
-            queue = f"{self.namespace}:{name}"
-            keys += [*self.keys(name), queue, queue + ".msgs"]
-        if not keys:
+        names = list(queue_names)
+        if not names:
             return 0
-        return int(self._move_due(keys=keys, args=[now_ms, MOVE_AT_MOST]))
+        return int(self._move_due(args=[self.namespace, now_ms, MOVE_AT_MOST, *names]))
 
     def move_due_now_and_then(self, queue_names: Callable[[], Iterable[str]]) -> None:
         """move_due, unless this process did within MOVE_EVERY_SECONDS or is doing it now."""

@@ -13,6 +13,7 @@ import dramatiq
 from dramatiq.common import current_millis
 
 from producers.status import queue_depths
+from worker.redis_delays import ADD_AT_MOST
 
 
 def _queue() -> str:
@@ -119,10 +120,13 @@ def test_due_messages_move_once_however_many_consumers_ask(any_redis_broker):
 
 
 def test_many_delayed_messages_are_written_in_one_round_trip(any_redis_broker, monkeypatch):
-    # Given an actor, and every command the broker's client sends on its own counted
+    # Given an actor, and every command the broker's client sends counted
     broker = any_redis_broker
     queue = _queue()
     later = _idle_actor(queue)
+    # (the script already loaded in Redis, as it is after a process's first delayed message)
+    broker.enqueue_later([(later.message(-1), 60_000)])
+    broker.client.delete(*broker.delays.keys(queue))
     single: list[object] = []
     real = broker.client.execute_command
 
@@ -135,13 +139,42 @@ def test_many_delayed_messages_are_written_in_one_round_trip(any_redis_broker, m
     before = current_millis()
     sent = broker.enqueue_later([(later.message(n), 10_000 * (n + 1)) for n in range(3)])
     monkeypatch.undo()
-    # Then no command went on its own (one pipeline), and each waits for its own time
-    assert single == []
+    # Then one script call wrote them all, and each waits for its own time
+    assert single == ["EVALSHA"]
     assert len({m.options["redis_message_id"] for m in sent}) == 3
     key = f"{broker.namespace}:{queue}.delayed"
     scores = [score for _, score in broker.client.zrange(key, 0, -1, withscores=True)]
     assert len(scores) == 3
     assert [round((s - before) / 10_000) for s in scores] == [1, 2, 3]
+
+
+def test_more_delayed_messages_than_one_call_takes_go_in_one_pipeline(
+    any_redis_broker, monkeypatch
+):
+    # Given more delayed messages than one script call adds
+    broker = any_redis_broker
+    queue = _queue()
+    later = _idle_actor(queue)
+    count = ADD_AT_MOST * 2 + 1
+    # (the script already loaded in Redis, as it is after a process's first delayed message)
+    broker.enqueue_later([(later.message(-1), 60_000)])
+    broker.client.delete(*broker.delays.keys(queue))
+    single: list[object] = []
+    real = broker.client.execute_command
+
+    def counted(*args, **kwargs):
+        single.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(broker.client, "execute_command", counted)
+    # When they are enqueued together
+    sent = broker.enqueue_later([(later.message(n), 60_000) for n in range(count)])
+    monkeypatch.undo()
+    # Then no command went on its own (one pipeline), and every one of them waits, once
+    assert single == []
+    assert broker.delays.count(queue) == count
+    bodies = broker.client.hkeys(f"{broker.namespace}:{queue}.delayed.msgs")
+    assert {b.decode() for b in bodies} == {m.options["redis_message_id"] for m in sent}
 
 
 def test_a_retry_waits_its_backoff_in_redis_and_runs_again(any_redis_broker):

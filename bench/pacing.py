@@ -8,11 +8,12 @@
    lanes within 10% of one lane), and the bare actor's rate before and after, in the same run.
 2. Many paced senders: --senders WhatsApp senders (one per account, each its own WAHA session),
    each paced at exactly 1 message per --spacing seconds, --seconds of messages each, sent to a
-   local WAHA stand-in, by two worker processes: sends per second against the number of ready
-   senders, the largest error of a gap between two sends of one sender, worker CPU per send,
-   and thread occupancy (bench.occupancy: the share of worker-thread time spent processing
-   messages, their CPU, and the longest message; a row not yet allowed is a delayed message, so
-   no thread sleeps waiting for a slot, and no message lasts anything like a spacing).
+   local WAHA stand-in, by two worker processes run as the Procfile runs them: sends per
+   second against the number of ready senders, the largest error of a gap between two sends of
+   one sender, worker CPU per send, and thread occupancy (bench.occupancy: the share of
+   worker-thread time spent processing messages, their CPU, and the longest message; a row not
+   yet allowed is a delayed message, so no thread sleeps waiting for a slot, and no message
+   lasts anything like a spacing).
 
 Options: --plain N --senders N --seconds N --spacing S (--plain 0 or --senders 0 skips a part)
 The issue's figure: `python -m bench.pacing --senders 1000 --seconds 60`.
@@ -189,7 +190,6 @@ def many_senders(env: dict[str, str], senders: int, seconds: int, spacing: float
     paced_env = {
         **env,
         "WAHA_URL": f"http://127.0.0.1:{server.server_port}/",
-        "dramatiq_worker_timeout": "100",
         OCCUPANCY_DIR_VARIABLE: occupancy_dir,
     }
     with worker(paced_env, "bench.occupancy"):

@@ -45,7 +45,7 @@ end
 
 # A process moves due messages at most this often (whichever of its consumers comes first):
 # one script call for every queue, not one a fetch.
-MOVE_EVERY_SECONDS = 0.01
+MOVE_EVERY_SECONDS = 0.05
 
 # ARGV: the namespace, now (ms), how many a queue at most, then the queues.
 _MOVE_DUE = """

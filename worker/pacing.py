@@ -85,14 +85,17 @@ def sender_name(row: OutboxMessage, settings: Settings) -> str:
     return str(row.sender) if row.sender else default_sender(row.channel, settings)
 
 
-def sender_view(name: str, channel: str, settings: Settings) -> _SenderView:
-    """The sender's settings and pause as the gate reads them (cached: worker.read_cache)."""
+def sender_view(name: str, channel: str, settings: Settings, fresh: bool = False) -> _SenderView:
+    """The sender's settings and pause as the gate reads them (cached: worker.read_cache;
+    read now when `fresh`)."""
 
     def read() -> _SenderView:
         sender: Sender = get_sender(name, channel)
         paused = clock.as_utc(sender.paused_until) if sender.paused_until else None
         return _SenderView(pacing_of(sender, settings), paused, sender.sending_hours)
 
+    if fresh:
+        read_cache.forget("sender", name)
     view: _SenderView = read_cache.cached("sender", name, read)
     return view
 
@@ -145,6 +148,11 @@ def gate(row: OutboxMessage, now: datetime, settings: Settings | None = None) ->
         if opening > now:
             return Deferral(row.id, row.attempts, opening, None, OUTSIDE_HOURS, row.account_id)
     if not view.pacing.paced:
+        if view.paused_until is not None and view.paused_until > now:
+            # A pause read a while ago may have been lifted since (`sender resume` in another
+            # process): read it again before deferring a row to its end. (A paced sender's
+            # pause is checked by its turn's own statement.)
+            view = sender_view(name, row.channel, settings, fresh=True)
         if view.paused_until is not None and view.paused_until > now:
             return Deferral(
                 row.id, row.attempts, view.paused_until, None, "sender paused", row.account_id

@@ -129,3 +129,29 @@ def test_sender_commands_refuse_bad_input(db, clock):
     assert_refused(outreach("sender", "hours", "always"), "--account")
     assert_refused(outreach("sender", "hours", "always", "--account", "99"), "does not exist")
     assert Sender.select().count() == 0
+
+
+def test_a_sender_resumed_by_another_process_is_seen_at_once_by_a_worker_that_saw_it_paused(
+    db, clock, env, waha
+):
+    # Given an unpaced webhook sender paused for an hour by a 429, as this worker saw it
+    env.setenv("WEBHOOK_URL", waha.url_for("/hook"))
+    waha.expect_ordered_request("/hook", method="POST").respond_with_json(
+        {}, status=429, headers={"Retry-After": "3600"}
+    )
+    waha.expect_request("/hook", method="POST").respond_with_json({"id": "ok"})
+    rows = queue_messages(
+        [Outgoing(f"k-hook-{n}", "webhook", f"+3361234000{n}", f"message {n}") for n in range(3)]
+    )
+    ids = [row.id for row in rows]
+    delivery.deliver_many(ids)
+    assert {r.status for r in OutboxMessage.select()} == {"queued"}
+    (sender,) = Sender.select().where(Sender.channel == "webhook")
+    assert sender.paused_until == clock.now() + timedelta(hours=1)
+    # When another process (the operator's `sender resume`) lifts the pause and requeues them
+    Sender.update(paused_until=None, pause_reason=None).where(Sender.id == sender.id).execute()
+    OutboxMessage.update(enqueued_at=clock.now()).execute()
+    outcomes = delivery.deliver_many(ids)
+    # Then this worker sends them now, not at the end of the pause it had read
+    assert set(outcomes.values()) == {Outcome.SENT}, outcomes
+    assert len([r for r, answer in waha.log if answer.status_code == 200]) == 3

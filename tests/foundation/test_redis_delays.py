@@ -119,10 +119,9 @@ def test_due_messages_move_once_however_many_consumers_ask(any_redis_broker):
     assert len(set(broker.client.lrange(f"{broker.namespace}:{queue}", 0, -1))) == 200
 
 
-def test_many_delayed_messages_are_written_in_one_round_trip(any_redis_broker, monkeypatch):
-    # Given an actor, and every command the broker's client sends counted
-    broker = any_redis_broker
-    queue = _queue()
+def _enqueued_later(broker, monkeypatch, queue: str, delays: list[int]):
+    """Messages of an idle actor enqueued with these delays, and the commands the broker's
+    client sent on their own (not in a pipeline) while it did so."""
     later = _idle_actor(queue)
     # (the script already loaded in Redis, as it is after a process's first delayed message)
     broker.enqueue_later([(later.message(-1), 60_000)])
@@ -135,10 +134,17 @@ def test_many_delayed_messages_are_written_in_one_round_trip(any_redis_broker, m
         return real(*args, **kwargs)
 
     monkeypatch.setattr(broker.client, "execute_command", counted)
-    # When three messages with three delays are enqueued together
-    before = current_millis()
-    sent = broker.enqueue_later([(later.message(n), 10_000 * (n + 1)) for n in range(3)])
+    sent = broker.enqueue_later([(later.message(n), d) for n, d in enumerate(delays)])
     monkeypatch.undo()
+    return sent, single
+
+
+def test_many_delayed_messages_are_written_in_one_round_trip(any_redis_broker, monkeypatch):
+    # When three messages with three delays are enqueued together
+    broker = any_redis_broker
+    queue = _queue()
+    before = current_millis()
+    sent, single = _enqueued_later(broker, monkeypatch, queue, [10_000, 20_000, 30_000])
     # Then one script call wrote them all, and each waits for its own time
     assert single == ["EVALSHA"]
     assert len({m.options["redis_message_id"] for m in sent}) == 3
@@ -151,25 +157,11 @@ def test_many_delayed_messages_are_written_in_one_round_trip(any_redis_broker, m
 def test_more_delayed_messages_than_one_call_takes_go_in_one_pipeline(
     any_redis_broker, monkeypatch
 ):
-    # Given more delayed messages than one script call adds
+    # When more delayed messages than one script call adds are enqueued together
     broker = any_redis_broker
     queue = _queue()
-    later = _idle_actor(queue)
     count = ADD_AT_MOST * 2 + 1
-    # (the script already loaded in Redis, as it is after a process's first delayed message)
-    broker.enqueue_later([(later.message(-1), 60_000)])
-    broker.client.delete(*broker.delays.keys(queue))
-    single: list[object] = []
-    real = broker.client.execute_command
-
-    def counted(*args, **kwargs):
-        single.append(args[0])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(broker.client, "execute_command", counted)
-    # When they are enqueued together
-    sent = broker.enqueue_later([(later.message(n), 60_000) for n in range(count)])
-    monkeypatch.undo()
+    sent, single = _enqueued_later(broker, monkeypatch, queue, [60_000] * count)
     # Then no command went on its own (one pipeline), and every one of them waits, once
     assert single == []
     assert broker.delays.count(queue) == count

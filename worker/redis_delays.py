@@ -22,7 +22,8 @@ from typing import Any
 
 from dramatiq.common import current_millis
 
-# The sorted set of a queue's delayed message ids, and the hash of their bodies.
+# The sorted set of a queue's delayed message ids, and the hash of their bodies (the scripts
+# below spell them out too).
 DELAYED_SUFFIX = ".delayed"
 BODIES_SUFFIX = ".delayed.msgs"
 # Due messages moved onto a queue in one call at most (the rest move at the next fetch).

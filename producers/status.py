@@ -14,7 +14,7 @@ from producers.scheduler.firing import next_fire
 from producers.scheduler.records import describe, last_fires
 from producers.scheduler.schedules import Schedule
 from storage.models.outbox import STATUSES, OutboxMessage
-from worker.redis_delays import DELAYED_SUFFIX
+from worker.redis_delays import DELAYED_SUFFIX, IDS_SUFFIX
 
 # Campaigns listed at most (the oldest in progress first).
 CAMPAIGNS_SHOWN = 50
@@ -35,17 +35,18 @@ def queue_depths(broker: dramatiq.Broker) -> list[dict[str, Any]]:
         pipe.hlen(f"{key}.msgs")
         pipe.hlen(f"{key}{DELAY_SUFFIX}.msgs")
         pipe.zcard(f"{key}{DELAYED_SUFFIX}")
+        pipe.zcard(f"{key}{IDS_SUFFIX}")
         pipe.zcard(f"{key}.XQ")
     values = pipe.execute()
     depths = []
     for index, name in enumerate(ordered):
-        ready, stored, delayed, waiting, dead = values[index * 5 : index * 5 + 5]
+        ready, stored, delayed, waiting, ids, dead = values[index * 6 : index * 6 + 6]
         depths.append(
             {
                 "queue": name,
                 "ready": ready,
                 "in_flight": max(0, stored - ready),
-                "delayed": delayed + waiting,
+                "delayed": delayed + waiting + ids,
                 "dead": dead,
             }
         )

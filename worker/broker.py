@@ -14,6 +14,7 @@ from dramatiq.common import q_name
 from storage.db import init_database
 from storage.errors import ConfigurationError
 from storage.settings import Settings, get_settings
+from worker.delivery_queue import DELIVER_GROUP_ACTOR, declare_lanes
 from worker.logging import configure_logging
 from worker.middleware import DatabaseConnection, LogContext, RetryBackoff
 from worker.redis_broker import OutreachRedisBroker
@@ -90,6 +91,8 @@ def use_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
     for queue in sorted(current.get_declared_queues()):
         if q_name(queue) == queue:  # not a delayed queue: declaring the queue declares that
             broker.declare_queue(queue)
+    if DELIVER_GROUP_ACTOR in broker.get_declared_actors():
+        declare_lanes(broker)  # and how the broker moves delayed deliveries
     dramatiq.set_broker(broker)
     _configured = broker
     return broker

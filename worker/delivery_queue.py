@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import dramatiq
+from dramatiq.common import current_millis
 
 from worker.enqueue import enqueue_many
 from worker.redis_broker import OutreachRedisBroker
@@ -49,9 +50,13 @@ def lane_of(account_id: int | None) -> str:
 
 
 def declare_lanes(broker: dramatiq.Broker) -> None:
-    """Declare every lane on the broker, so that its workers consume them."""
+    """Declare every lane on the broker, so that its workers consume them; on the project's
+    Redis broker, deliveries put back for later wait as their rows' ids, and those due together
+    on a lane leave as one message (worker.redis_delays)."""
     for name in DELIVERY_QUEUES:
         broker.declare_queue(name)
+    if isinstance(broker, OutreachRedisBroker):
+        broker.delays.move_ids_as(DELIVER_GROUP_ACTOR, DELIVERY_GROUP)
 
 
 def delivery_actor() -> dramatiq.Actor:
@@ -101,19 +106,24 @@ def enqueue_deliveries_later(
 
 def enqueue_many_later(deliveries: Iterable[tuple[Sequence[int], int | None, int | None]]) -> None:
     """(outbox ids, delay in ms or None, account id) each, as by
-    :func:`enqueue_deliveries_later`; on the project's Redis broker the delayed ones in one
-    round trip."""
+    :func:`enqueue_deliveries_later`. On the project's Redis broker the delayed ones wait as ids
+    on their lanes, all in one round trip, and leave in groups of the rows due together
+    (``declare_lanes``), whoever put them back."""
     broker = dramatiq.get_broker()
-    delayed: list[tuple[dramatiq.Message, int]] = []
-    for outbox_ids, delay_ms, account_id in deliveries:
-        for message in _messages(outbox_ids, account_id):
-            if delay_ms and isinstance(broker, OutreachRedisBroker):
-                delayed.append((message, delay_ms))
-            else:
+    if not isinstance(broker, OutreachRedisBroker):
+        for outbox_ids, delay_ms, account_id in deliveries:
+            for message in _messages(outbox_ids, account_id):
                 broker.enqueue(message, delay=delay_ms)
-    if delayed:
-        assert isinstance(broker, OutreachRedisBroker)
-        broker.enqueue_later(delayed)
+        return
+    now = current_millis()
+    waiting: dict[str, list[tuple[int, int]]] = {}
+    for outbox_ids, delay_ms, account_id in deliveries:
+        if not delay_ms:
+            enqueue_deliveries(outbox_ids, account_id=account_id)
+            continue
+        lane = waiting.setdefault(lane_of(account_id), [])
+        lane += [(int(outbox_id), now + delay_ms) for outbox_id in outbox_ids]
+    broker.delays.add_ids(waiting)
 
 
 def first_backoff_ms() -> int:

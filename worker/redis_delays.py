@@ -11,21 +11,30 @@ onto the queue before they fetch (one script call for every queue, at most every
 MOVE_EVERY_SECONDS in a process), after which it is an ordinary message of
 its queue. What is not kept: a Redis restart loses delayed messages as it loses delay queues
 (the relay enqueues their rows again).
+
+Delayed ids: a delivery put back until its row's time (every paced send is one) waits as the
+row's id alone, in the sorted set ``<queue>.delayed.ids``, and the ids of a queue that come due
+together leave as one message of the batching actor (up to its batch size each). Each due row
+would otherwise cost a message of its own (its fetch, its ack, a claim and an outcome
+statement), and rows of different senders that come due at the same moment could never share
+one. An id added again waits for its latest time only: a row needs one delivery.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import dramatiq
 from dramatiq.common import current_millis
 
-# The sorted set of a queue's delayed message ids, and the hash of their bodies (the scripts
-# below spell them out too).
+# The sorted set of a queue's delayed message ids, the hash of their bodies, and the sorted set
+# of its delayed ids (the scripts below spell them out too).
 DELAYED_SUFFIX = ".delayed"
 BODIES_SUFFIX = ".delayed.msgs"
+IDS_SUFFIX = ".delayed.ids"
 # Due messages moved onto a queue in one call at most (the rest move at the next fetch).
 MOVE_AT_MOST = 1_000
 # Delayed messages added in one script call at most, so that no call holds Redis for long.
@@ -48,11 +57,22 @@ end
 # one script call for every queue, not one a fetch.
 MOVE_EVERY_SECONDS = 0.05
 
-# ARGV: the namespace, now (ms), how many a queue at most, then the queues.
+# ARGV: the namespace, now (ms), how many a queue at most, the ids a made message holds at
+# most (0: ids are not moved), the number of parts of a made message's body, those parts (text,
+# then the name of the value that follows it: Q, IDS, MID, TS, then text...), then the queues.
 _MOVE_DUE = """
 local namespace, now, most = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local per_message, parts = tonumber(ARGV[4]), tonumber(ARGV[5])
 local moved = 0
-for q = 4, #ARGV do
+local function made(name, ids, first, last, mid)
+    local values = {Q = name, IDS = table.concat(ids, ",", first, last), MID = mid, TS = now}
+    local body = {}
+    for p = 6, 5 + parts do
+        body[#body + 1] = ((p - 6) % 2 == 0) and ARGV[p] or values[ARGV[p]]
+    end
+    return table.concat(body)
+end
+for q = 6 + parts, #ARGV do
     local queue = namespace .. ":" .. ARGV[q]
     local delayed, bodies = queue .. ".delayed", queue .. ".delayed.msgs"
     local ids = redis.call("zrangebyscore", delayed, "-inf", now, "LIMIT", 0, most)
@@ -66,9 +86,64 @@ for q = 4, #ARGV do
             moved = moved + 1
         end
     end
+    if per_message > 0 then
+        local waiting = queue .. ".delayed.ids"
+        local due = redis.call("zrangebyscore", waiting, "-inf", now, "LIMIT", 0, most)
+        if #due > 0 then
+            redis.call("zrem", waiting, unpack(due))
+        end
+        for first = 1, #due, per_message do
+            local last = math.min(first + per_message - 1, #due)
+            -- A fresh id, as Dramatiq's own: the time and a count of the messages made.
+            local n = redis.call("incr", namespace .. ":__delayed_ids_made__") % 1e12
+            local mid = string.format("%08d-0000-4000-8000-%012d", now % 1e8, n)
+            redis.call("hset", queue .. ".msgs", mid, made(ARGV[q], due, first, last, mid))
+            redis.call("rpush", queue, mid)
+            moved = moved + 1
+        end
+    end
 end
 return moved
 """
+
+# The placeholders of a made message's body, as the script names their values.
+_PLACEHOLDERS = {'"@IDS@"': "IDS", '"@TS@"': "TS", "@Q@": "Q", "@MID@": "MID"}
+
+
+def body_parts(actor_name: str) -> list[str]:
+    """A message of `actor_name` with one list of ids as its argument, as the moving script
+    writes it: text, the name of a value, text... (Dramatiq's encoder, placeholders split
+    out). ValueError when the encoder does not write text the script can fill in (JSON)."""
+    template = dramatiq.Message(
+        queue_name="@Q@",
+        actor_name=actor_name,
+        args=(["@IDS@"],),
+        kwargs={},
+        options={"redis_message_id": "@MID@"},
+        message_id="@MID@",
+        message_timestamp="@TS@",  # type: ignore[arg-type]  # the script writes a number there
+    ).encode()
+    try:
+        parts = _split(template.decode())
+        values = {"Q": "q", "IDS": "1,2", "MID": "m", "TS": "0"}
+        made = "".join(values[part] if n % 2 else part for n, part in enumerate(parts))
+        readable = dramatiq.Message.decode(made.encode()).args == ([1, 2],)
+    except Exception:
+        readable = False
+    if not readable:
+        raise ValueError(f"cannot write {actor_name} messages with this encoder: {template!r}")
+    return parts
+
+
+def _split(text: str) -> list[str]:
+    """Text, the name of the placeholder's value, text..."""
+    parts: list[str] = []
+    while found := [(text.find(p), p) for p in _PLACEHOLDERS if p in text]:
+        at, placeholder = min(found)
+        parts += [text[:at], _PLACEHOLDERS[placeholder]]
+        text = text[at + len(placeholder) :]
+    parts.append(text)
+    return parts
 
 
 class Delays:
@@ -81,11 +156,30 @@ class Delays:
         self._move_due = client.register_script(_MOVE_DUE)
         self._moved_at = 0.0
         self._moving = threading.Lock()
+        # How this process writes the messages of delayed ids (none: it leaves them waiting).
+        self._ids_per_message = 0
+        self._body_parts: list[str] = []
 
-    def keys(self, queue_name: str) -> tuple[str, str]:
-        """The sorted set and the bodies of `queue_name`'s delayed messages."""
+    def keys(self, queue_name: str) -> tuple[str, str, str]:
+        """The sorted set and the bodies of `queue_name`'s delayed messages, and the sorted set
+        of its delayed ids."""
         key = f"{self.namespace}:{queue_name}"
-        return key + DELAYED_SUFFIX, key + BODIES_SUFFIX
+        return key + DELAYED_SUFFIX, key + BODIES_SUFFIX, key + IDS_SUFFIX
+
+    def move_ids_as(self, actor_name: str, per_message: int) -> None:
+        """Due ids leave as messages of `actor_name`, up to `per_message` ids each, its one
+        argument the list of them (until this is called, a process moves none)."""
+        self._body_parts = body_parts(actor_name)
+        self._ids_per_message = per_message
+
+    def add_ids(self, due: Mapping[str, Sequence[tuple[int, int]]]) -> None:
+        """Per queue, (id, due time in ms) each: one round trip for all of them."""
+        waiting = {queue: ids for queue, ids in due.items() if ids}
+        pipe = self.client.pipeline(transaction=False) if len(waiting) > 1 else self.client
+        for queue, ids in waiting.items():
+            pipe.zadd(self.keys(queue)[2], {str(int(i)): due_ms for i, due_ms in ids})
+        if pipe is not self.client:
+            pipe.execute()
 
     def add(self, queue_name: str, redis_id: str, body: bytes, due_ms: int) -> None:
         self.add_many([(queue_name, redis_id, body, due_ms)])
@@ -106,7 +200,9 @@ class Delays:
         names = list(queue_names)
         if not names:
             return 0
-        return int(self._move_due(args=[self.namespace, now_ms, MOVE_AT_MOST, *names]))
+        parts = self._body_parts
+        args = [self.namespace, now_ms, MOVE_AT_MOST, self._ids_per_message, len(parts), *parts]
+        return int(self._move_due(args=[*args, *names]))
 
     def move_due_now_and_then(self, queue_names: Callable[[], Iterable[str]]) -> None:
         """move_due, unless this process did within MOVE_EVERY_SECONDS or is doing it now."""
@@ -120,9 +216,13 @@ class Delays:
             self._moving.release()
 
     def count(self, queue_name: str) -> int:
-        """How many of the queue's messages wait for their time."""
-        return int(self.client.zcard(self.keys(queue_name)[0]))
+        """How many of the queue's messages and ids wait for their time."""
+        delayed, _, ids = self.keys(queue_name)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(delayed)
+        pipe.zcard(ids)
+        return sum(int(n) for n in pipe.execute())
 
     def forget(self, queue_name: str) -> None:
-        """Drop the queue's delayed messages (a flush of the queue)."""
+        """Drop the queue's delayed messages and ids (a flush of the queue)."""
         self.client.delete(*self.keys(queue_name))

@@ -95,6 +95,20 @@ def test_a_flushed_queue_drops_its_delayed_messages(any_redis_broker):
     assert broker.client.hlen(f"{broker.namespace}:{queue}.delayed.msgs") == 0
 
 
+def moved_at_once(broker, queue: str, due_ms: int, consumers: int = 8) -> list[int]:
+    """How many each of `consumers` moved, all moving what is due on `queue` at once."""
+    moved: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: moved.append(broker.delays.move_due([queue], due_ms)))
+        for _ in range(consumers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return moved
+
+
 def test_due_messages_move_once_however_many_consumers_ask(any_redis_broker):
     # Given 200 messages delayed a moment on one queue
     broker = any_redis_broker
@@ -103,16 +117,7 @@ def test_due_messages_move_once_however_many_consumers_ask(any_redis_broker):
     for n in range(200):
         later.send_with_options(args=(n,), delay=1)
     # When eight consumers move what is due at the same moment
-    due = current_millis() + 1_000
-    moved: list[int] = []
-    threads = [
-        threading.Thread(target=lambda: moved.append(broker.delays.move_due([queue], due)))
-        for _ in range(8)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    moved = moved_at_once(broker, queue, current_millis() + 1_000)
     # Then each message was moved onto the queue once
     assert sum(moved) == 200
     assert broker.client.llen(f"{broker.namespace}:{queue}") == 200

@@ -213,8 +213,8 @@ def send_ended(row: OutboxMessage, granted: datetime, settings: Settings | None 
 
 
 def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:
-    """The deferred rows' deliveries, each delayed to its time (rows of one account due
-    together, one message, on the account's lane). Their rows say when they are due
+    """The deferred rows' deliveries, each delayed to its time, on its account's lane (on
+    Redis, rows of a lane due together leave as one message). Their rows say when they are due
     (`enqueued_at`), so the relay leaves them be until well after that, and a lost message is
     enqueued again by the relay."""
     from worker.broker import is_embedded

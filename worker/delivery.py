@@ -213,6 +213,7 @@ def deliver_many(outbox_ids: Sequence[int]) -> dict[int, Outcome]:
             _hand_over(todo)
             break
         window, todo = todo[:size], todo[size:]
+        window = _put_back_not_yet(window, outcomes)
         # The usual case in one statement: queued rows on a working channel, claimed and read.
         claimed = outbox_sql.claim_queued(window, clock.now(), channels)
         window_rows = [claimed[i] for i in window if i in claimed]
@@ -229,6 +230,24 @@ def deliver_many(outbox_ids: Sequence[int]) -> dict[int, Outcome]:
         todo = unsent + todo
     _raise_first(errors)
     return outcomes
+
+
+def _put_back_not_yet(window: list[int], outcomes: dict[int, Outcome]) -> list[int]:
+    """The window without its rows whose paced sender is not quiet yet (pacing.not_yet): they
+    are put back unclaimed, as they are, until it is. Should the check fail, every row is
+    claimed and takes its turn as usual."""
+    try:
+        waiting = pacing.not_yet(window, clock.now())
+    except Exception:
+        log.exception("delivery.not_yet_failed", rows=len(window))
+        return window
+    if not waiting:
+        return window
+    _enqueue_deferred(waiting)
+    for deferral in waiting:
+        outcomes[deferral.outbox_id] = Outcome.DEFERRED
+    put_back = {deferral.outbox_id for deferral in waiting}
+    return [outbox_id for outbox_id in window if outbox_id not in put_back]
 
 
 def _next_window_size(size: int, claimed: int, unsent: int) -> int:

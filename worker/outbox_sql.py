@@ -469,6 +469,37 @@ def defer_claimed(deferrals: Sequence[tuple[int, int, datetime, datetime | None]
     return int(database.execute_sql(_defer_sql(_param(), len(deferrals)), params).rowcount)
 
 
+@lru_cache(maxsize=64)
+def _hold_sql(param: str, rows: int) -> str:
+    stamp = "TIMESTAMP" if is_postgres() else "TEXT"
+    value_row = f"(CAST({param} AS BIGINT), CAST({param} AS {stamp}))"
+    not_before = _column(OutboxMessage.not_before)
+    return (
+        f"UPDATE {_TABLE} SET {_column(OutboxMessage.enqueued_at)} = v.column2, "
+        f"{not_before} = v.column2 "
+        f"FROM (VALUES {', '.join([value_row] * rows)}) AS v "
+        f"WHERE {_TABLE}.{_column(OutboxMessage.id)} = v.column1 "
+        f"AND {_STATUS_BY_ID} = {param} AND {_TABLE}.{not_before} IS NULL "
+        f"RETURNING {_TABLE}.{_column(OutboxMessage.id)}"
+    )
+
+
+def hold_queued(slots: Sequence[tuple[int, datetime]]) -> set[int]:
+    """Give `queued` rows that hold no slot the slots handed out to them, (id, slot) each,
+    without claiming them: each row is due at its slot (`enqueued_at`, read by the relay).
+    Returns the ids of the rows that took theirs (another worker may have claimed or given a
+    slot to the others meanwhile)."""
+    if not slots:
+        return set()
+    at = OutboxMessage.enqueued_at.db_value
+    params: list[Any] = []
+    for outbox_id, slot in slots:
+        params += [outbox_id, at(slot)]
+    params.append(QUEUED)
+    cursor = database.execute_sql(_hold_sql(_param(), len(slots)), params)
+    return {int(found[0]) for found in cursor.fetchall()}
+
+
 def accounts_of(outbox_ids: Sequence[int]) -> list[tuple[int, int | None]]:
     """Each row's (id, account id), in the order given, for enqueueing on the accounts' lanes."""
     query = OutboxMessage.select(OutboxMessage.id, OutboxMessage.account_id).where(

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from storage import clock
@@ -25,7 +26,7 @@ from storage.models.accounts import Account
 from storage.models.outbox import OutboxMessage
 from storage.models.senders import Sender
 from storage.settings import Settings, get_settings
-from worker import read_cache
+from worker import outbox_sql, read_cache, sender_sql
 from worker.channels.base import SendError
 from worker.delivery_queue import enqueue_many_later
 from worker.hours import ALWAYS, SendingHours, parse_hours
@@ -51,6 +52,9 @@ HOURS_WITHOUT_ACCOUNT = frozenset({"engagement"})
 EMBEDDED_MAX_DELAY_MS = 120_000
 # Why a row waits, as its deferral records it.
 OUTSIDE_HOURS = "outside sending hours"
+# A row whose sender is busy is put back unclaimed (not_yet) for at most this long; a longer
+# wait is written on the row by the usual deferral, which the relay reads.
+NOT_YET_AT_MOST = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,19 @@ def _account(account_id: int) -> tuple[str, str | None] | None:
     return account
 
 
+class _Routed(Protocol):
+    """What a row's sending hours depend on (an outbox row, or a row read before its claim)."""
+
+    @property
+    def account_id(self) -> int | None: ...
+    @property
+    def sending_hours(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+
+
 def hours_for(
-    row: OutboxMessage, sender_hours: str | None, settings: Settings
+    row: _Routed, sender_hours: str | None, settings: Settings
 ) -> tuple[SendingHours, ZoneInfo]:
     """The row's sending hours and the zone they are read in."""
     account = _account(int(row.account_id)) if row.account_id else None
@@ -196,6 +211,93 @@ def reserve(
                 row.not_before = slot
                 reserved.add(row.id)
     return reserved
+
+
+def not_yet(
+    outbox_ids: Sequence[int], now: datetime, settings: Settings | None = None
+) -> list[Deferral]:
+    """The rows among `outbox_ids` that may not go yet, each to be put back as it is (never
+    claimed) until it may:
+
+    - a row whose slot has come but whose sender is not quiet yet (its last send, or a row
+      before it in `outbox_ids`, too recent): until the sender is quiet. Rows held on one sender
+      often come due a little out of step (one sent late makes the next early for it), so this
+      is the common case of a paced sender, not a rare one;
+    - rows holding no slot, several of one paced sender: they are given their slots (the
+      sender's next ones, as `reserve` gives them), written on the rows in one statement, and
+      wait for them, but for a first slot that has come, which is claimed with the others.
+
+    One read for them all. Claimed, each of these rows would take its turn only to be written
+    back: two writes of the row where one, or none, does. Anything else (a paused sender, a
+    row outside its hours, a row late by a spacing, a long wait, a lone row) is claimed and
+    decided by its turn, as before.
+    """
+    settings = settings or get_settings()
+    waiting = []
+    # When each sender may send again, for the rows after the first of its rows here.
+    busy: dict[str, datetime] = {}
+    fresh: dict[tuple[str, str], list[sender_sql.QueuedRow]] = {}
+    for row in sender_sql.queued_rows(outbox_ids):
+        name = row.sender or default_sender(row.channel, settings)
+        view = sender_view(name, row.channel, settings)
+        if not view.pacing.paced:
+            continue
+        if row.not_before is None:
+            if not _may_take_a_slot(row, view, now, settings):
+                continue
+            fresh.setdefault((name, row.channel), []).append(row)
+            continue
+        if row.last_send_at is None or row.not_before > now:
+            continue
+        if row.paused_until is not None and row.paused_until > now:
+            continue
+        spacing = timedelta(seconds=view.pacing.min_spacing)
+        quiet_from = busy.get(name, row.last_send_at + spacing + SPACING_GUARD)
+        wait = quiet_from - now
+        if wait <= timedelta(0):
+            # This row takes the turn; the sender's next rows here wait a spacing after it.
+            busy[name] = now + spacing + SPACING_GUARD
+            continue
+        if wait > NOT_YET_AT_MOST or (now - row.not_before >= spacing and wait >= spacing / 2):
+            continue  # the turn decides: a row late by a spacing takes a new slot
+        waiting.append(
+            Deferral(
+                row.outbox_id, row.attempts, quiet_from, row.not_before, "spacing", row.account_id
+            )
+        )
+    return waiting + _slots_ahead(fresh, now)
+
+
+def _may_take_a_slot(
+    row: sender_sql.QueuedRow, view: _SenderView, now: datetime, settings: Settings
+) -> bool:
+    """Whether a row holding no slot may be given one now: its sender not paused, its hours
+    open (else its turn defers it to the end of the pause, or to the opening)."""
+    if view.paused_until is not None and view.paused_until > now:
+        return False
+    hours, zone = hours_for(row, view.sending_hours, settings)
+    return hours.always or hours.next_opening(now, zone) <= now
+
+
+def _slots_ahead(
+    fresh: dict[tuple[str, str], list[sender_sql.QueuedRow]], now: datetime
+) -> list[Deferral]:
+    """Slots for rows holding none, several of one sender: handed out together (one read and
+    one write of the sender), then written on the rows (one statement); the rows whose slot
+    is to come wait for it. A lone row takes its turn when claimed, in as few statements."""
+    given: list[tuple[sender_sql.QueuedRow, datetime]] = []
+    for (name, channel), rows in fresh.items():
+        if len(rows) < 2:
+            continue
+        slots = reserve_slots(name, channel, len(rows), now)
+        if isinstance(slots, list):
+            given += zip(rows, slots, strict=True)
+    held = outbox_sql.hold_queued([(row.outbox_id, slot) for row, slot in given])
+    return [
+        Deferral(row.outbox_id, row.attempts, slot, slot, "spacing", row.account_id)
+        for row, slot in given
+        if row.outbox_id in held and slot > now
+    ]
 
 
 def send_ended(row: OutboxMessage, granted: datetime, settings: Settings | None = None) -> None:

@@ -7,12 +7,15 @@ could race (worker.senders says on what).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from storage.db import database
 from storage.models.base import RowReader
+from storage.models.outbox import QUEUED, OutboxMessage
 from storage.models.senders import Sender
 
 _META = Sender._meta
@@ -88,3 +91,75 @@ def mark_send_ended(name: str, at: datetime) -> None:
     """The sender's last send ended at `at` (unless a later one is already recorded)."""
     params = [_STAMP(at), name, _STAMP(at)]
     database.execute_sql(_ended_sql(str(database.obj.param)), params)
+
+
+_OUTBOX = OutboxMessage._meta
+
+
+def _outbox_column(name: str) -> str:
+    return f'o."{_OUTBOX.fields[name].column_name}"'
+
+
+# What the check before a claim reads: the row, then its sender's last send and pause.
+_QUEUED_ROW_FIELDS = (
+    "id",
+    "account_id",
+    "attempts",
+    "not_before",
+    "channel",
+    "sender",
+    "source",
+    "sending_hours",
+)
+_QUEUED_CONVERTERS = (
+    *(_OUTBOX.fields[name].python_value for name in _QUEUED_ROW_FIELDS),
+    Sender.last_send_at.python_value,
+    Sender.paused_until.python_value,
+)
+
+
+@lru_cache(maxsize=64)
+def _queued_rows_sql(param: str, rows: int) -> str:
+    columns = ", ".join(_outbox_column(name) for name in _QUEUED_ROW_FIELDS)
+    return (
+        f"SELECT {columns}, s.{_column('last_send_at')}, s.{_column('paused_until')} "
+        f'FROM "{_OUTBOX.table_name}" AS o '
+        f"LEFT JOIN {_TABLE} AS s ON s.{_column('name')} = {_outbox_column('sender')} "
+        f"WHERE {_outbox_column('id')} IN ({', '.join([param] * rows)}) "
+        # As worker.outbox_sql's statements by id: no index serves the status test, so the
+        # rows are found by their primary key.
+        f"AND {_outbox_column('status')} || '' = {param}"
+    )
+
+
+@dataclass(frozen=True)
+class QueuedRow:
+    """A queued row as its pacing sees it, and its sender's state (None: no row yet)."""
+
+    outbox_id: int
+    account_id: int | None
+    attempts: int
+    not_before: datetime | None
+    channel: str
+    sender: str | None
+    source: str
+    sending_hours: str | None
+    last_send_at: datetime | None
+    paused_until: datetime | None
+
+
+def queued_rows(outbox_ids: Sequence[int]) -> list[QueuedRow]:
+    """The `queued` rows among `outbox_ids`, with their sender's last send and pause, in the
+    order of `outbox_ids`: one read."""
+    if not outbox_ids:
+        return []
+    sql = _queued_rows_sql(str(database.obj.param), len(outbox_ids))
+    rows: dict[int, QueuedRow] = {}
+    for values in database.execute_sql(sql, [*outbox_ids, QUEUED]).fetchall():
+        converted: list[Any] = [
+            None if value is None else convert(value)
+            for convert, value in zip(_QUEUED_CONVERTERS, values, strict=True)
+        ]
+        row = QueuedRow(*converted)
+        rows[row.outbox_id] = row
+    return [rows[i] for i in outbox_ids if i in rows]

@@ -5,9 +5,10 @@ before its sending hours open.
 The delivery is the real one (``worker.delivery.deliver_many``: the pacing gate, the sender's
 slots, the deferrals). Only the waiting is simulated: the in-process broker's delays run on the
 wall clock, so instead of waiting for them the demo moves its clock to the earliest time a
-deferred row is due (the row's `enqueued_at`, which its deferral set) and delivers what is due
-then, as a worker would when the delayed message fires. The broker's delayed copies, played so,
-are dropped at the end.
+deferred row is due (the row's `enqueued_at`, which its deferral set; for a row put back
+unclaimed because its sender was busy, the sender's quiet time, as ``worker.pacing.not_yet``
+gives it) and delivers what is due then, as a worker would when the delayed message fires.
+The broker's delayed copies, played so, are dropped at the end.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from storage.models.accounts import Account
 from storage.models.outbox import QUEUED, OutboxMessage
 from worker.delivery import deliver_many
 from worker.outbox import Outgoing, queue_messages
+from worker.pacing import not_yet
 from worker.senders import configure_sender
 
 # The account's own WhatsApp sender for the batch (a WAHA session's name).
@@ -51,11 +53,15 @@ def _play(outbox_ids: list[int], frozen: Any) -> None:
         )
         if not queued:
             return
-        due = clock.as_utc(queued[0].enqueued_at)
-        if due > clock.now():
+        due_at = {row.id: clock.as_utc(row.enqueued_at) for row in queued}
+        now = clock.now()
+        ready = [outbox_id for outbox_id, due in due_at.items() if due <= now]
+        due_at.update({d.outbox_id: d.until for d in not_yet(ready, now)})
+        due = min(due_at.values())
+        if due > now:
             frozen.set(due)
         now = clock.now()
-        deliver_many([row.id for row in queued if clock.as_utc(row.enqueued_at) <= now])
+        deliver_many([outbox_id for outbox_id, due in due_at.items() if due <= now])
     raise RuntimeError("the paced batch did not settle")
 
 

@@ -25,3 +25,19 @@ def whatsapp(monkeypatch: pytest.MonkeyPatch) -> TimedChannel:
     channel = TimedChannel()
     monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: channel)
     return channel
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement run from now on, as its text."""
+    from storage.db import database
+
+    seen: list[str] = []
+    real = database.execute_sql
+
+    def counted(sql, params=None, *args, **kwargs):
+        seen.append(sql)
+        return real(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(database.obj, "execute_sql", counted)
+    return seen

@@ -11,7 +11,7 @@ from itertools import pairwise
 from storage import clock
 from storage.models import OutboxMessage
 from storage.models.outbox import QUEUED
-from worker import delivery
+from worker import delivery, pacing
 from worker.channels import Outbound
 from worker.outbox import Outgoing, queue_messages
 
@@ -55,8 +55,10 @@ def play_deliveries(
     until: Callable[[], bool] | None = None,
 ) -> int:
     """Deliver the rows as the broker would: move the fake clock to the earliest due time
-    (`enqueued_at`, which a deferral sets to its delay's end) and deliver what is due then.
-    Returns the rounds it took; stops when none of the rows is queued (or `until` holds)."""
+    (`enqueued_at`, which a deferral sets to its delay's end; for a row put back unclaimed
+    because its sender was busy, its sender's quiet time, as pacing.not_yet gives it) and
+    deliver what is due then. Returns the rounds it took; stops when none of the rows is queued
+    (or `until` holds)."""
     for rounds in range(max_rounds):
         if until is not None and until():
             return rounds
@@ -67,10 +69,13 @@ def play_deliveries(
         )
         if not queued:
             return rounds
-        due = clock.as_utc(queued[0].enqueued_at)
-        if due > clock.now():
+        due_at = {row.id: clock.as_utc(row.enqueued_at) for row in queued}
+        now = clock.now()
+        ready = [outbox_id for outbox_id, due in due_at.items() if due <= now]
+        due_at.update({d.outbox_id: d.until for d in pacing.not_yet(ready, now)})
+        due = min(due_at.values())
+        if due > now:
             frozen.set(due)
         now = clock.now()
-        ready = [row.id for row in queued if clock.as_utc(row.enqueued_at) <= now]
-        delivery.deliver_many(ready)
+        delivery.deliver_many([outbox_id for outbox_id, due in due_at.items() if due <= now])
     raise AssertionError("deliveries did not settle")

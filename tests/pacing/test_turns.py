@@ -11,10 +11,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-import pytest
-
 from storage import clock as clock_module
-from storage.db import database
 from storage.models import OutboxMessage
 from storage.models.outbox import SENT
 from storage.settings import get_settings
@@ -22,20 +19,6 @@ from tests.pacing.helpers import TimedChannel, gaps, play_deliveries, queue_what
 from worker import delivery, senders
 from worker.channels import Outbound
 from worker.delivery import Outcome
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every statement run from now on, as its text."""
-    seen: list[str] = []
-    real = database.execute_sql
-
-    def counted(sql, params=None, *args, **kwargs):
-        seen.append(sql)
-        return real(sql, params, *args, **kwargs)
-
-    monkeypatch.setattr(database.obj, "execute_sql", counted)
-    return seen
 
 
 def on_sender_table(seen: list[str]) -> list[str]:

@@ -8,12 +8,10 @@ from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import urlparse
 
-import httpcore
-
 from storage import clock
 from storage.clock import as_utc
 from storage.errors import ConfigurationError
-from worker.channels.http import Answer, JsonPoster
+from worker.channels.http import Answer, JsonPoster, MaybeSent, NotSent
 
 
 class SendError(Exception):
@@ -129,19 +127,12 @@ def post_json(
     """POST with the network failures sorted: nothing sent (transient) or maybe sent (uncertain)."""
     try:
         response = poster.post(url, payload, headers)
-    except (httpcore.ConnectTimeout, httpcore.PoolTimeout) as exc:
-        raise TransientSendError(f"{what} timed out before the request went out: {exc}") from exc
-    except (
-        httpcore.ConnectError,
-        httpcore.UnsupportedProtocol,
-        httpcore.ProxyError,
-        httpcore.ConnectionNotAvailable,
-    ) as exc:
-        raise TransientSendError(f"{what} unreachable: {exc}") from exc
-    except httpcore.TimeoutException as exc:
-        raise UncertainSendError(f"{what} sent the request but no answer came: {exc}") from exc
-    except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
-        raise UncertainSendError(f"{what} dropped the connection mid-request: {exc}") from exc
+    except NotSent as exc:
+        when = "timed out before the request went out" if exc.timed_out else "unreachable"
+        raise TransientSendError(f"{what} {when}: {exc}") from exc
+    except MaybeSent as exc:
+        when = "sent the request but no answer came" if exc.timed_out else "lost the connection"
+        raise UncertainSendError(f"{what} {when}: {exc}") from exc
     raise_for_http_status(response, what)
     return response
 

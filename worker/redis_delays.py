@@ -54,8 +54,10 @@ end
 """
 
 # A process moves due messages at most this often (whichever of its consumers comes first):
-# one script call for every queue, not one a fetch.
-MOVE_EVERY_SECONDS = 0.05
+# one script call for every queue, not one a fetch. Rows of many senders due in the same tenth
+# of a second leave as one delivery message: with 1,000 senders paced at 1 a second, 0.1 s
+# gave 879 to 900 sends a second, 0.05 s 844 to 870, 0.2 s 842 and 848, 0.025 s 702 and 718.
+MOVE_EVERY_SECONDS = 0.1
 
 # ARGV: the namespace, now (ms), how many a queue at most, the ids a made message holds at
 # most (0: ids are not moved), the number of parts of a made message's body, those parts (text,

@@ -13,11 +13,11 @@ Rules (docs/operating.md, "Pacing: senders, spacing, sending hours"):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from storage import clock
@@ -134,6 +134,10 @@ class _Routed(Protocol):
     def source(self) -> str: ...
 
 
+# A row given a slot: an outbox row (reserve) or one read before its claim (not_yet).
+R = TypeVar("R")
+
+
 def hours_for(
     row: _Routed, sender_hours: str | None, settings: Settings
 ) -> tuple[SendingHours, ZoneInfo]:
@@ -195,21 +199,12 @@ def reserve(
             continue
         name = sender_name(row, settings)
         view = sender_view(name, row.channel, settings)
-        if not view.pacing.paced or (view.paused_until is not None and view.paused_until > now):
-            continue
-        hours, zone = hours_for(row, view.sending_hours, settings)
-        if not hours.always and hours.next_opening(now, zone) > now:
-            continue
-        waiting.setdefault((name, row.channel), []).append(row)
+        if view.pacing.paced and _may_take_a_slot(row, view, now, settings):
+            waiting.setdefault((name, row.channel), []).append(row)
     reserved: set[int] = set()
-    for (name, channel), group in waiting.items():
-        if len(group) < 2:
-            continue  # a lone row takes its turn as it goes, in as few statements
-        slots = reserve_slots(name, channel, len(group), now)
-        if isinstance(slots, list):
-            for row, slot in zip(group, slots, strict=True):
-                row.not_before = slot
-                reserved.add(row.id)
+    for row, slot in _slots_for(waiting, now):
+        row.not_before = slot
+        reserved.add(row.id)
     return reserved
 
 
@@ -268,9 +263,7 @@ def not_yet(
     return waiting + _slots_ahead(fresh, now)
 
 
-def _may_take_a_slot(
-    row: sender_sql.QueuedRow, view: _SenderView, now: datetime, settings: Settings
-) -> bool:
+def _may_take_a_slot(row: _Routed, view: _SenderView, now: datetime, settings: Settings) -> bool:
     """Whether a row holding no slot may be given one now: its sender not paused, its hours
     open (else its turn defers it to the end of the pause, or to the opening)."""
     if view.paused_until is not None and view.paused_until > now:
@@ -279,19 +272,28 @@ def _may_take_a_slot(
     return hours.always or hours.next_opening(now, zone) <= now
 
 
-def _slots_ahead(
-    fresh: dict[tuple[str, str], list[sender_sql.QueuedRow]], now: datetime
-) -> list[Deferral]:
-    """Slots for rows holding none, several of one sender: handed out together (one read and
-    one write of the sender), then written on the rows (one statement); the rows whose slot
-    is to come wait for it. A lone row takes its turn when claimed, in as few statements."""
-    given: list[tuple[sender_sql.QueuedRow, datetime]] = []
-    for (name, channel), rows in fresh.items():
+def _slots_for(
+    groups: Mapping[tuple[str, str], list[R]], now: datetime
+) -> list[tuple[R, datetime]]:
+    """Each row of a group of several rows of one sender, (name, channel), with the slot handed
+    out to it: the group's slots taken together (one read and one write of the sender). A lone
+    row takes its turn as it goes, in as few statements; a paused sender hands out none."""
+    given: list[tuple[R, datetime]] = []
+    for (name, channel), rows in groups.items():
         if len(rows) < 2:
             continue
         slots = reserve_slots(name, channel, len(rows), now)
         if isinstance(slots, list):
             given += zip(rows, slots, strict=True)
+    return given
+
+
+def _slots_ahead(
+    fresh: Mapping[tuple[str, str], list[sender_sql.QueuedRow]], now: datetime
+) -> list[Deferral]:
+    """Slots for rows holding none, several of one sender (_slots_for), written on the rows in
+    one statement; the rows whose slot is to come wait for it."""
+    given = _slots_for(fresh, now)
     held = outbox_sql.hold_queued([(row.outbox_id, slot) for row, slot in given])
     return [
         Deferral(row.outbox_id, row.attempts, slot, slot, "spacing", row.account_id)

@@ -353,6 +353,7 @@ def _send_claimed(
     deferred: list[Deferral] = []
     started = time.monotonic()
     reserved = _reserve(rows, settings)
+    turns = _take_turns(rows, settings)
     for n, row in enumerate(rows):
         if (results or deferred) and time.monotonic() - started > WINDOW_SECONDS:
             unsent, holding = _given_back(rows[n:], reserved)
@@ -361,7 +362,12 @@ def _send_claimed(
         # Hours, a pause, the sender's turn: checked just before the send, never slept on.
         granted = clock.now()
         try:
-            deferral = pacing.gate(row, granted, settings)
+            taken = turns.get(row.id)
+            kept = pacing.keep_turn(row, taken, granted, settings) if taken else None
+            if kept is not None:
+                deferral, granted = None, kept
+            else:
+                deferral = pacing.gate(row, granted, settings)
         except Exception as exc:
             # The window's other claims must still be recorded: this row is retried.
             log.exception("delivery.pacing_failed", outbox_id=row.id)
@@ -396,6 +402,16 @@ def _reserve(rows: list[OutboxMessage], settings: Settings) -> set[int]:
     except Exception:
         log.exception("delivery.reserve_failed", rows=len(rows))
         return set()
+
+
+def _take_turns(rows: list[OutboxMessage], settings: Settings) -> dict[int, datetime]:
+    """The window's turns, taken together (pacing.take_turns); should that fail, each row
+    takes its own as it goes."""
+    try:
+        return pacing.take_turns(rows, clock.now(), settings)
+    except Exception:
+        log.exception("delivery.take_turns_failed", rows=len(rows))
+        return {}
 
 
 def _given_back(

@@ -55,6 +55,10 @@ OUTSIDE_HOURS = "outside sending hours"
 # A row whose sender is busy is put back unclaimed (not_yet) for at most this long; a longer
 # wait is written on the row by the usual deferral, which the relay reads.
 NOT_YET_AT_MOST = timedelta(seconds=60)
+# A turn taken for a window's row before its first send (take_turns) is its own for this long
+# after; a send starting later moves it to its start. Half the guard: the other half covers
+# the request reaching the far end, so the far end never sees a shorter gap.
+TURN_KEPT_FOR = SPACING_GUARD / 2
 
 
 @dataclass(frozen=True)
@@ -94,14 +98,26 @@ def sender_view(name: str, channel: str, settings: Settings, fresh: bool = False
     read now when `fresh`)."""
 
     def read() -> _SenderView:
-        sender: Sender = get_sender(name, channel)
-        paused = clock.as_utc(sender.paused_until) if sender.paused_until else None
-        return _SenderView(pacing_of(sender, settings), paused, sender.sending_hours)
+        return _view_of(get_sender(name, channel), settings)
 
     if fresh:
         read_cache.forget("sender", name)
     view: _SenderView = read_cache.cached("sender", name, read)
     return view
+
+
+def _view_of(sender: Sender, settings: Settings) -> _SenderView:
+    paused = clock.as_utc(sender.paused_until) if sender.paused_until else None
+    return _SenderView(pacing_of(sender, settings), paused, sender.sending_hours)
+
+
+def _keep_read(row: sender_sql.QueuedRow, settings: Settings) -> None:
+    """The sender and the account the read before a claim read with the row, kept for the
+    checks after it (the claimed rows' gate and slots) instead of each read again."""
+    if row.sender_row is not None:
+        read_cache.keep("sender", row.sender_row.name, _view_of(row.sender_row, settings))
+    if row.account is not None:
+        read_cache.keep("account", row.account_id, row.account)
 
 
 @lru_cache(maxsize=4)
@@ -185,6 +201,49 @@ def gate(row: OutboxMessage, now: datetime, settings: Settings | None = None) ->
     return Deferral(row.id, row.attempts, turn.until, turn.hold, turn.reason, row.account_id)
 
 
+def take_turns(
+    rows: Sequence[OutboxMessage], now: datetime, settings: Settings | None = None
+) -> dict[int, datetime]:
+    """The turns of a window's rows whose slot has come, taken together: for the first such row
+    of each paced sender (hours open), one statement for them all where each would take its
+    own (take_turn). Returns the rows let go, each with the time its turn was taken; a row
+    left out (its sender not quiet, or paused) takes its turn as it goes (gate). Only for two
+    senders or more: a lone row's own turn costs as much."""
+    settings = settings or get_settings()
+    first: dict[str, OutboxMessage] = {}
+    quiet_before: dict[str, datetime] = {}
+    for row in rows:
+        name = sender_name(row, settings)
+        if name in first or row.not_before is None or clock.as_utc(row.not_before) > now:
+            continue
+        view = sender_view(name, row.channel, settings)
+        if not view.pacing.paced:
+            continue
+        hours, zone = hours_for(row, view.sending_hours, settings)
+        if not hours.always and hours.next_opening(now, zone) > now:
+            continue
+        first[name] = row
+        spacing = timedelta(seconds=view.pacing.min_spacing)
+        quiet_before[name] = now - spacing - SPACING_GUARD
+    if len(first) < 2:
+        return {}
+    let_go = sender_sql.go_if_quiet_many(quiet_before, now)
+    return {first[name].id: now for name in let_go}
+
+
+def keep_turn(
+    row: OutboxMessage, taken: datetime, now: datetime, settings: Settings | None = None
+) -> datetime | None:
+    """When the turn taken for the row at `taken` (take_turns) counts from, for a send starting
+    now: `taken` itself a moment after it; later (the window's sends before it were slow), the
+    turn is moved to now, unless another send of its sender was let go meanwhile (None: the
+    row takes its turn again, gate)."""
+    if now - taken <= TURN_KEPT_FOR:
+        return taken
+    settings = settings or get_settings()
+    return now if sender_sql.move_turn(sender_name(row, settings), taken, now) else None
+
+
 def reserve(
     rows: Sequence[OutboxMessage], now: datetime, settings: Settings | None = None
 ) -> set[int]:
@@ -233,6 +292,7 @@ def not_yet(
     busy: dict[str, datetime] = {}
     fresh: dict[tuple[str, str], list[sender_sql.QueuedRow]] = {}
     for row in sender_sql.queued_rows(outbox_ids):
+        _keep_read(row, settings)
         name = row.sender or default_sender(row.channel, settings)
         view = sender_view(name, row.channel, settings)
         if not view.pacing.paced:

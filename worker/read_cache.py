@@ -34,6 +34,11 @@ def cached(kind: str, key: object, read: Callable[[], T]) -> T:
     return value
 
 
+def keep(kind: str, key: object, value: object) -> None:
+    """A value of (kind, key) just read by another statement: reused as if `cached` read it."""
+    _cache[(id(database.obj), kind, key)] = (monotonic.monotonic(), value)
+
+
 def forget(kind: str | None = None, key: object = None) -> None:
     """Drop what was read: everything, one kind, or one key of a kind."""
     if kind is None:

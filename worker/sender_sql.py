@@ -7,13 +7,14 @@ could race (worker.senders says on what).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from storage.db import database
+from storage.models.accounts import Account
 from storage.models.base import RowReader
 from storage.models.outbox import QUEUED, OutboxMessage
 from storage.models.senders import Sender
@@ -60,14 +61,22 @@ def write_if_unchanged(sender_id: int, version: int, values: dict[str, object]) 
     return bool(cursor.rowcount)
 
 
-@lru_cache(maxsize=4)
-def _go_sql(param: str) -> str:
-    last, paused, version = _column("last_send_at"), _column("paused_until"), _column("version")
+def _last_send_set(param: str, where: str) -> str:
+    """The statement that records a send of the sender named (bumping its version), where
+    `where` holds."""
+    last, version = _column("last_send_at"), _column("version")
     return (
         f"UPDATE {_TABLE} SET {last} = {param}, {version} = {version} + 1 "
-        f"WHERE {_column('name')} = {param} "
-        f"AND ({paused} IS NULL OR {paused} <= {param}) "
-        f"AND ({last} IS NULL OR {last} <= {param})"
+        f"WHERE {_column('name')} = {param} AND {where}"
+    )
+
+
+@lru_cache(maxsize=4)
+def _go_sql(param: str) -> str:
+    last, paused = _column("last_send_at"), _column("paused_until")
+    return _last_send_set(
+        param,
+        f"({paused} IS NULL OR {paused} <= {param}) AND ({last} IS NULL OR {last} <= {param})",
     )
 
 
@@ -78,13 +87,48 @@ def go_if_quiet(name: str, now: datetime, quiet_before: datetime) -> bool:
     return bool(database.execute_sql(_go_sql(str(database.obj.param)), params).rowcount)
 
 
-@lru_cache(maxsize=4)
-def _ended_sql(param: str) -> str:
-    last, version = _column("last_send_at"), _column("version")
+@lru_cache(maxsize=64)
+def _go_many_sql(param: str, senders: int) -> str:
+    last, paused, version = _column("last_send_at"), _column("paused_until"), _column("version")
+    name = _column("name")
+    quiet_before = " ".join([f"WHEN {param} THEN {param}"] * senders)
     return (
         f"UPDATE {_TABLE} SET {last} = {param}, {version} = {version} + 1 "
-        f"WHERE {_column('name')} = {param} AND ({last} IS NULL OR {last} < {param})"
+        f"WHERE {name} IN ({', '.join([param] * senders)}) "
+        f"AND ({paused} IS NULL OR {paused} <= {param}) "
+        f"AND ({last} IS NULL OR {last} <= CASE {name} {quiet_before} END) "
+        f"RETURNING {name}"
     )
+
+
+def go_if_quiet_many(quiet_before: Mapping[str, datetime], now: datetime) -> set[str]:
+    """go_if_quiet for several senders at once (each sender's name, and the time its last send
+    must be at or before): the names of those let go, in one statement."""
+    if not quiet_before:
+        return set()
+    names = sorted(quiet_before)
+    params: list[Any] = [_STAMP(now), *names, _STAMP(now)]
+    for name in names:
+        params += [name, _STAMP(quiet_before[name])]
+    sql = _go_many_sql(str(database.obj.param), len(names))
+    return {str(found[0]) for found in database.execute_sql(sql, params).fetchall()}
+
+
+@lru_cache(maxsize=4)
+def _move_turn_sql(param: str) -> str:
+    return _last_send_set(param, f"{_column('last_send_at')} = {param}")
+
+
+def move_turn(name: str, taken: datetime, now: datetime) -> bool:
+    """Move the sender's turn let go at `taken` to `now`, if no other send was let go since."""
+    params = [_STAMP(now), name, _STAMP(taken)]
+    return bool(database.execute_sql(_move_turn_sql(str(database.obj.param)), params).rowcount)
+
+
+@lru_cache(maxsize=4)
+def _ended_sql(param: str) -> str:
+    last = _column("last_send_at")
+    return _last_send_set(param, f"({last} IS NULL OR {last} < {param})")
 
 
 def mark_send_ended(name: str, at: datetime) -> None:
@@ -100,7 +144,8 @@ def _outbox_column(name: str) -> str:
     return f'o."{_OUTBOX.fields[name].column_name}"'
 
 
-# What the check before a claim reads: the row, then its sender's last send and pause.
+# What the check before a claim reads: the row, its sender's row (settings, last send, pause),
+# and its account's zone and sending hours (read here, they need no statement of their own).
 _QUEUED_ROW_FIELDS = (
     "id",
     "account_id",
@@ -111,20 +156,21 @@ _QUEUED_ROW_FIELDS = (
     "source",
     "sending_hours",
 )
-_QUEUED_CONVERTERS = (
-    *(_OUTBOX.fields[name].python_value for name in _QUEUED_ROW_FIELDS),
-    Sender.last_send_at.python_value,
-    Sender.paused_until.python_value,
-)
+_ACCOUNT_FIELDS = (Account.id, Account.timezone, Account.sending_hours)
+_QUEUED_CONVERTERS = tuple(_OUTBOX.fields[name].python_value for name in _QUEUED_ROW_FIELDS)
 
 
 @lru_cache(maxsize=64)
 def _queued_rows_sql(param: str, rows: int) -> str:
-    columns = ", ".join(_outbox_column(name) for name in _QUEUED_ROW_FIELDS)
+    columns = [_outbox_column(name) for name in _QUEUED_ROW_FIELDS]
+    columns += [f's."{f.column_name}"' for f in _FIELDS]
+    columns += [f'a."{f.column_name}"' for f in _ACCOUNT_FIELDS]
     return (
-        f"SELECT {columns}, s.{_column('last_send_at')}, s.{_column('paused_until')} "
+        f"SELECT {', '.join(columns)} "
         f'FROM "{_OUTBOX.table_name}" AS o '
         f"LEFT JOIN {_TABLE} AS s ON s.{_column('name')} = {_outbox_column('sender')} "
+        f'LEFT JOIN "{Account._meta.table_name}" AS a '
+        f'ON a."{Account.id.column_name}" = {_outbox_column("account_id")} '
         f"WHERE {_outbox_column('id')} IN ({', '.join([param] * rows)}) "
         # As worker.outbox_sql's statements by id: no index serves the status test, so the
         # rows are found by their primary key.
@@ -134,7 +180,8 @@ def _queued_rows_sql(param: str, rows: int) -> str:
 
 @dataclass(frozen=True)
 class QueuedRow:
-    """A queued row as its pacing sees it, and its sender's state (None: no row yet)."""
+    """A queued row as its pacing sees it, with its sender's row (None: the row names no
+    sender, or its sender has no row yet) and its account's zone and hours (None: none)."""
 
     outbox_id: int
     account_id: int | None
@@ -144,22 +191,46 @@ class QueuedRow:
     sender: str | None
     source: str
     sending_hours: str | None
-    last_send_at: datetime | None
-    paused_until: datetime | None
+    sender_row: Sender | None
+    account: tuple[str, str | None] | None
+
+    @property
+    def last_send_at(self) -> datetime | None:
+        return None if self.sender_row is None else self.sender_row.last_send_at
+
+    @property
+    def paused_until(self) -> datetime | None:
+        return None if self.sender_row is None else self.sender_row.paused_until
 
 
 def queued_rows(outbox_ids: Sequence[int]) -> list[QueuedRow]:
-    """The `queued` rows among `outbox_ids`, with their sender's last send and pause, in the
-    order of `outbox_ids`: one read."""
+    """The `queued` rows among `outbox_ids`, with their sender's row and their account's zone
+    and hours, in the order of `outbox_ids`: one read."""
     if not outbox_ids:
         return []
     sql = _queued_rows_sql(str(database.obj.param), len(outbox_ids))
+    own, sender = len(_QUEUED_ROW_FIELDS), len(_QUEUED_ROW_FIELDS) + len(_FIELDS)
     rows: dict[int, QueuedRow] = {}
     for values in database.execute_sql(sql, [*outbox_ids, QUEUED]).fetchall():
         converted: list[Any] = [
             None if value is None else convert(value)
-            for convert, value in zip(_QUEUED_CONVERTERS, values, strict=True)
+            for convert, value in zip(_QUEUED_CONVERTERS, values[:own], strict=True)
         ]
-        row = QueuedRow(*converted)
+        sender_values, account_values = values[own:sender], values[sender:]
+        sender_row = None if sender_values[0] is None else _read_row(sender_values)
+        account = None if account_values[0] is None else (str(account_values[1]), account_values[2])
+        outbox_id, account_id, attempts, not_before, channel, name, source, hours = converted
+        row = QueuedRow(
+            outbox_id,
+            account_id,
+            attempts,
+            not_before,
+            channel,
+            name,
+            source,
+            hours,
+            sender_row,
+            account,
+        )
         rows[row.outbox_id] = row
     return [rows[i] for i in outbox_ids if i in rows]

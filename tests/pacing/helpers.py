@@ -1,17 +1,18 @@
-"""A channel that records when (on the fake clock) each message went out, and a loop that plays
-the broker's delayed deliveries on the fake clock: each row's delivery fires when it is due."""
+"""A channel that records when (on the fake clock) each message went out (and one whose sends
+take time), accounts with a paced sender of their own, and a loop that plays the broker's
+delayed deliveries on the fake clock: each row's delivery fires when it is due."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 from storage import clock
-from storage.models import OutboxMessage
+from storage.models import Account, OutboxMessage
 from storage.models.outbox import QUEUED
-from worker import delivery, pacing
+from worker import delivery, pacing, senders
 from worker.channels import Outbound
 from worker.outbox import Outgoing, queue_messages
 
@@ -34,6 +35,39 @@ class TimedChannel:
     @property
     def times(self) -> list[datetime]:
         return [when for when, _ in self.sent]
+
+
+class SlowChannel(TimedChannel):
+    """A TimedChannel whose every send takes `takes` of the fake clock."""
+
+    def __init__(self, frozen, takes: timedelta) -> None:
+        super().__init__()
+        self.frozen = frozen
+        self.takes = takes
+
+    def send(self, message: Outbound) -> str:
+        answer = super().send(message)
+        self.frozen.advance(self.takes)
+        return answer
+
+
+def accounts_with_senders(count: int, rows: int, spacing: float) -> dict[str, list[int]]:
+    """`count` accounts (sending at any hour), each with its own WhatsApp sender
+    (``whatsapp:s<n>``) paced at exactly `spacing` seconds and `rows` messages queued (keys
+    ``a<n>-<k>``). Their row ids, by sender."""
+    ids: dict[str, list[int]] = {}
+    for n in range(count):
+        account = Account.create(name=f"a{n}", timezone="UTC", created_at=clock.now())
+        name = f"whatsapp:s{n}"
+        senders.configure_sender(
+            name, account_id=account.id, min_spacing=spacing, max_spacing=spacing
+        )
+        messages = [
+            Outgoing(f"a{n}-{k}", "whatsapp", f"+3361{n}00000{k}", "hi") for k in range(rows)
+        ]
+        ids[name] = [row.id for row in queue_messages(messages, account_id=account.id)]
+    Account.update(sending_hours="always").execute()
+    return ids
 
 
 def queue_whatsapp(count: int, prefix: str = "m") -> list[int]:

@@ -18,12 +18,17 @@ from datetime import datetime, timedelta
 import pytest
 
 from storage import clock as clock_module
-from storage.models import Account, OutboxMessage, Sender
+from storage.models import OutboxMessage, Sender
 from storage.models.outbox import QUEUED, SENT
-from tests.pacing.helpers import TimedChannel, gaps, play_deliveries, queue_whatsapp
+from tests.pacing.helpers import (
+    TimedChannel,
+    accounts_with_senders,
+    gaps,
+    play_deliveries,
+    queue_whatsapp,
+)
 from worker import delivery, pacing, sender_sql, senders
 from worker.delivery import Outcome
-from worker.outbox import Outgoing, queue_messages
 
 SENDER = "whatsapp:default"
 SPACING = timedelta(seconds=2) + senders.SPACING_GUARD
@@ -243,14 +248,7 @@ def test_workers_looking_at_the_same_rows_at_once_send_each_once(db, clock, env,
     # first of each sent, the second's slot come
     channel = TimedChannel()
     monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: channel)
-    ids: dict[str, list[int]] = {}
-    for n in range(3):
-        account = Account.create(name=f"a{n}", timezone="UTC", created_at=clock_module.now())
-        name = f"whatsapp:s{n}"
-        senders.configure_sender(name, account_id=account.id, min_spacing=2, max_spacing=2)
-        messages = [Outgoing(f"a{n}-{k}", "whatsapp", f"+3361{n}00000{k}", "hi") for k in range(3)]
-        ids[name] = [row.id for row in queue_messages(messages, account_id=account.id)]
-    Account.update(sending_hours="always").execute()
+    ids = accounts_with_senders(3, rows=3, spacing=2)
     everything = [i for rows in ids.values() for i in rows]
     delivery.deliver_many(everything)
     clock.advance(SPACING + timedelta(seconds=0.5))

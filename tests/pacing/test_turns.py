@@ -15,9 +15,8 @@ from storage import clock as clock_module
 from storage.models import OutboxMessage
 from storage.models.outbox import SENT
 from storage.settings import get_settings
-from tests.pacing.helpers import TimedChannel, gaps, play_deliveries, queue_whatsapp
+from tests.pacing.helpers import SlowChannel, gaps, play_deliveries, queue_whatsapp
 from worker import delivery, senders
-from worker.channels import Outbound
 from worker.delivery import Outcome
 
 
@@ -122,22 +121,9 @@ def test_a_row_late_by_a_spacing_is_not_counted_twice_in_its_day(db, clock, env)
     assert fresh.date() == now.date() + timedelta(days=1)
 
 
-class SlowChannel(TimedChannel):
-    """A send that takes five seconds on the fake clock."""
-
-    def __init__(self, frozen) -> None:
-        super().__init__()
-        self.frozen = frozen
-
-    def send(self, message: Outbound) -> str:
-        answer = super().send(message)
-        self.frozen.advance(timedelta(seconds=5))
-        return answer
-
-
 def test_after_a_slow_send_the_next_waits_its_spacing_from_the_end(db, clock, env, monkeypatch):
     # Given a sender paced at exactly 2 s, and sends that take 5 s to answer
-    channel = SlowChannel(clock)
+    channel = SlowChannel(clock, timedelta(seconds=5))
     monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: channel)
     senders.configure_sender("whatsapp:default", min_spacing=2, max_spacing=2)
     ids = queue_whatsapp(3)

@@ -1,0 +1,245 @@
+"""A window's turns taken together (worker.pacing.take_turns, keep_turn).
+
+The first due row of each paced sender in a window takes its turn in one statement for them
+all, before the window's first send, where each took its own just before its send. A turn so
+taken is the row's for a moment only: a send starting later (the window's sends before it were
+slow) moves the turn to its start, or, when another send of its sender was let go meanwhile,
+takes its turn again. A sender not quiet, or paused, is left out, and its row takes its turn
+as before. The read before the claim keeps what it read of each sender and account, so the
+claimed rows' checks read neither again.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+
+from storage import clock as clock_module
+from storage.models import OutboxMessage, Sender
+from storage.models.outbox import SENT
+from tests.pacing.helpers import SlowChannel, accounts_with_senders, gaps, play_deliveries
+from worker import delivery, pacing, read_cache, sender_sql, senders
+from worker.delivery import Outcome
+from worker.outbox import Outgoing, queue_messages
+
+SPACING = timedelta(seconds=2) + senders.SPACING_GUARD
+
+
+def sender_updates(statements: list[str]) -> list[str]:
+    return [sql for sql in statements if sql.lstrip().upper().startswith('UPDATE "SENDER"')]
+
+
+def three_senders_due(clock) -> dict[str, list[int]]:
+    """Three accounts, each with its own sender paced at exactly 2 s and two rows: the first of
+    each sent, and the clock moved to the second's slot. Their row ids, by sender."""
+    ids = accounts_with_senders(3, rows=2, spacing=2)
+    delivery.deliver_many([i for rows in ids.values() for i in rows])
+    clock.advance(SPACING)
+    return ids
+
+
+def last_send(name: str) -> datetime | None:
+    return Sender.get(Sender.name == name).last_send_at
+
+
+def test_a_window_takes_its_senders_turns_in_one_statement(db, clock, env, whatsapp, statements):
+    # Given three senders, each with a row whose slot has come
+    ids = three_senders_due(clock)
+    due = [rows[1] for rows in ids.values()]
+    statements.clear()
+    # When one window delivers the three rows
+    outcomes = delivery.deliver_many(due)
+    # Then all three are sent now, and the senders were written by one statement, not three
+    assert outcomes == dict.fromkeys(due, Outcome.SENT)
+    now = clock_module.now()
+    assert sorted(m.idempotency_key for when, m in whatsapp.sent if when == now) == [
+        "a0-1",
+        "a1-1",
+        "a2-1",
+    ]
+    assert len(sender_updates(statements)) == 1
+    assert all(last_send(name) == now for name in ids)
+
+
+def test_a_sender_not_quiet_is_left_out_and_its_row_waits(db, clock, env, whatsapp):
+    # Given three senders with a row due, one of which sent 0.5 s ago (late)
+    ids = three_senders_due(clock)
+    late = clock_module.now() - timedelta(seconds=0.5)
+    Sender.update(last_send_at=late).where(Sender.name == "whatsapp:s1").execute()
+    rows = [OutboxMessage.get_by_id(rows[1]) for rows in ids.values()]
+    # When their turns are taken together
+    turns = pacing.take_turns(rows, clock_module.now())
+    # Then the two quiet senders are let go, and the late one is not written
+    now = clock_module.now()
+    assert turns == {ids["whatsapp:s0"][1]: now, ids["whatsapp:s2"][1]: now}
+    assert last_send("whatsapp:s1") == late
+
+
+def test_a_paused_sender_is_left_out(db, clock, env):
+    # Given two quiet senders, one of them paused for an hour
+    now = clock_module.now()
+    for name in ("whatsapp:p0", "whatsapp:p1"):
+        senders.get_sender(name, "whatsapp")
+    senders.pause("whatsapp:p1", now + timedelta(hours=1), "HTTP 463")
+    quiet_before = dict.fromkeys(("whatsapp:p0", "whatsapp:p1"), now - SPACING)
+    # When both ask to go
+    let_go = sender_sql.go_if_quiet_many(quiet_before, now)
+    # Then only the one not paused goes
+    assert let_go == {"whatsapp:p0"}
+    assert last_send("whatsapp:p0") == now
+    assert last_send("whatsapp:p1") is None
+
+
+def test_a_lone_due_row_takes_its_own_turn(db, clock, env, whatsapp, statements):
+    # Given one sender's row whose slot has come, alone in its window
+    ids = three_senders_due(clock)
+    row = OutboxMessage.get_by_id(ids["whatsapp:s0"][1])
+    statements.clear()
+    # When the window's turns are taken: none is, the row's own turn costs as much
+    assert pacing.take_turns([row], clock_module.now()) == {}
+    assert statements == []
+
+
+def test_only_the_first_row_of_a_sender_in_a_window_takes_a_turn_there(db, clock, env):
+    # Given two rows of one sender whose slots have both come, and a row of another sender
+    ids = three_senders_due(clock)
+    first = OutboxMessage.get_by_id(ids["whatsapp:s0"][1])
+    again = OutboxMessage.get_by_id(ids["whatsapp:s0"][1])
+    other = OutboxMessage.get_by_id(ids["whatsapp:s1"][1])
+    # When the turns are taken for the three
+    turns = pacing.take_turns([first, again, other], clock_module.now())
+    # Then one turn each sender: the second row of the first sender takes its turn as it goes
+    assert sorted(turns) == sorted({first.id, other.id})
+
+
+def test_a_turn_taken_before_slow_sends_moves_to_the_send_start(db, clock, env, monkeypatch):
+    # Given three senders with a row due, and a channel whose sends take 40 ms each
+    channel = SlowChannel(clock, timedelta(milliseconds=40))
+    monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: channel)
+    ids = three_senders_due(clock)
+    # When one window delivers the three rows
+    delivery.deliver_many([rows[1] for rows in ids.values()])
+    # Then each went, and each sender's last send is when its own send ended (or started):
+    # never the time the turns were taken, 40 or 80 ms before the second and third sends
+    assert len(channel.sent) == 3 + 3
+    for (started, message), name in zip(channel.sent[3:], sorted(ids), strict=True):
+        assert message.idempotency_key == f"a{name[-1]}-1"
+        assert last_send(name) >= started
+
+
+def test_keep_turn_keeps_a_turn_a_moment_then_moves_it(db, clock, env):
+    # Given a row whose turn was taken now
+    ids = three_senders_due(clock)
+    rows = [OutboxMessage.get_by_id(rows[1]) for rows in ids.values()]
+    taken = clock_module.now()
+    assert len(pacing.take_turns(rows, taken)) == 3
+    row = rows[0]
+    # When its send starts within TURN_KEPT_FOR, the turn counts from when it was taken
+    assert pacing.keep_turn(row, taken, taken + pacing.TURN_KEPT_FOR) == taken
+    # When it starts later, the turn is moved to its start
+    later = taken + timedelta(milliseconds=300)
+    assert pacing.keep_turn(row, taken, later) == later
+    assert last_send("whatsapp:s0") == later
+
+
+def test_a_turn_let_go_to_another_send_meanwhile_is_not_kept(db, clock, env):
+    # Given a row whose turn was taken, and another send of its sender let go since
+    ids = three_senders_due(clock)
+    rows = [OutboxMessage.get_by_id(rows[1]) for rows in ids.values()]
+    taken = clock_module.now()
+    pacing.take_turns(rows, taken)
+    meanwhile = taken + timedelta(milliseconds=100)
+    Sender.update(last_send_at=meanwhile).where(Sender.name == "whatsapp:s0").execute()
+    # When its send starts 300 ms after its turn was taken
+    kept = pacing.keep_turn(rows[0], taken, taken + timedelta(milliseconds=300))
+    # Then the turn is not the row's any more, and the other send's time stands
+    assert kept is None
+    assert last_send("whatsapp:s0") == meanwhile
+
+
+def test_workers_taking_the_same_turns_at_once_let_each_sender_go_once(db, clock, env):
+    # Given three senders with a row due
+    ids = three_senders_due(clock)
+    due = [rows[1] for rows in ids.values()]
+    now = clock_module.now()
+    start = threading.Barrier(8)
+    let_go: list[int] = []
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        rows = [OutboxMessage.get_by_id(i) for i in due]
+        start.wait()
+        try:
+            let_go.extend(pacing.take_turns(rows, now))
+        except BaseException as exc:
+            failures.append(exc)
+
+    # When eight workers take the turns of the same rows at the same moment
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then each sender's turn went to one worker only
+    assert failures == []
+    assert sorted(let_go) == sorted(due)
+
+
+def test_rows_delivered_by_many_workers_at_once_are_each_sent_once_and_spaced(
+    db, clock, env, whatsapp
+):
+    # Given three senders paced at exactly 2 s with a row due and, behind it, four more each
+    ids = three_senders_due(clock)
+    more = {}
+    for n, name in enumerate(sorted(ids)):
+        account_id = Sender.get(Sender.name == name).account_id
+        messages = [Outgoing(f"b{n}-{k}", "whatsapp", f"+3362{n}00000{k}", "hi") for k in range(4)]
+        more[name] = [row.id for row in queue_messages(messages, account_id=account_id)]
+    everything = [i for name in ids for i in (*ids[name], *more[name])]
+    # When four workers deliver every row at once, then the rest is played out
+    threads = [threading.Thread(target=delivery.deliver_many, args=(everything,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    play_deliveries(everything, clock)
+    # Then each row was sent once, and each sender's sends are 2 s apart at least
+    keys = [m.idempotency_key for _, m in whatsapp.sent]
+    assert len(keys) == len(set(keys)) == 3 * 6
+    assert OutboxMessage.select().where(OutboxMessage.status == SENT).count() == 18
+    for name in ids:
+        times = [when for when, m in whatsapp.sent if m.sender == name]
+        assert len(times) == 6
+        assert all(gap >= 2 for gap in gaps(times)), gaps(times)
+
+
+def test_the_read_before_the_claim_keeps_each_sender_and_account_it_read(
+    db, clock, env, whatsapp, statements
+):
+    # Given three senders with a row due, and nothing kept of them
+    ids = three_senders_due(clock)
+    due = [rows[1] for rows in ids.values()]
+    read_cache.forget()
+    statements.clear()
+    # When one window delivers the three rows
+    delivery.deliver_many(due)
+    # Then neither a sender nor an account was read on its own: the read before the claim
+    # read them with the rows
+    own_reads = [
+        sql
+        for sql in statements
+        if sql.lstrip().upper().startswith("SELECT")
+        and ('FROM "SENDER"' in sql.upper() or 'FROM "ACCOUNT"' in sql.upper())
+    ]
+    assert own_reads == []
+    assert len(whatsapp.sent) == 3 + 3
+
+
+@pytest.fixture(autouse=True)
+def fresh_reads():
+    """Nothing kept from one test to the next."""
+    read_cache.forget()
+    yield
+    read_cache.forget()

@@ -354,6 +354,8 @@ def _send_claimed(
     started = time.monotonic()
     reserved = _reserve(rows, settings)
     turns = _take_turns(rows, settings)
+    # The rows let go first, one after another: a turn is a row's own for a moment only.
+    rows = sorted(rows, key=lambda row: row.id not in turns.taken)
     for n, row in enumerate(rows):
         if (results or deferred) and time.monotonic() - started > WINDOW_SECONDS:
             unsent, holding = _given_back(rows[n:], reserved)
@@ -362,12 +364,13 @@ def _send_claimed(
         # Hours, a pause, the sender's turn: checked just before the send, never slept on.
         granted = clock.now()
         try:
-            taken = turns.get(row.id)
+            taken = turns.taken.get(row.id)
             kept = pacing.keep_turn(row, taken, granted, settings) if taken else None
             if kept is not None:
                 deferral, granted = None, kept
             else:
-                deferral = pacing.gate(row, granted, settings)
+                refused = taken is not None or row.id in turns.refused
+                deferral = pacing.gate(row, granted, settings, refused=refused)
         except Exception as exc:
             # The window's other claims must still be recorded: this row is retried.
             log.exception("delivery.pacing_failed", outbox_id=row.id)
@@ -404,14 +407,14 @@ def _reserve(rows: list[OutboxMessage], settings: Settings) -> set[int]:
         return set()
 
 
-def _take_turns(rows: list[OutboxMessage], settings: Settings) -> dict[int, datetime]:
+def _take_turns(rows: list[OutboxMessage], settings: Settings) -> pacing.WindowTurns:
     """The window's turns, taken together (pacing.take_turns); should that fail, each row
     takes its own as it goes."""
     try:
         return pacing.take_turns(rows, clock.now(), settings)
     except Exception:
         log.exception("delivery.take_turns_failed", rows=len(rows))
-        return {}
+        return pacing.WindowTurns()
 
 
 def _given_back(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Protocol, TypeVar
@@ -172,8 +172,12 @@ def _parsed(spec: str) -> SendingHours:
     return hours
 
 
-def gate(row: OutboxMessage, now: datetime, settings: Settings | None = None) -> Deferral | None:
-    """None when the claimed row may go out now; else when it may."""
+def gate(
+    row: OutboxMessage, now: datetime, settings: Settings | None = None, refused: bool = False
+) -> Deferral | None:
+    """None when the claimed row may go out now; else when it may. `refused`: the turn the row
+    asked for a moment ago was refused (take_turns), so its sender is read at once, without
+    asking again first."""
     settings = settings or get_settings()
     name = sender_name(row, settings)
     view = sender_view(name, row.channel, settings)
@@ -194,21 +198,29 @@ def gate(row: OutboxMessage, now: datetime, settings: Settings | None = None) ->
             )
         return None
     held = clock.as_utc(row.not_before) if row.not_before else None
-    turn = take_turn(name, row.channel, held, now, view.pacing)
+    turn = take_turn(name, row.channel, held, now, None if refused else view.pacing)
     if turn.go:
         return None
     assert turn.until is not None
     return Deferral(row.id, row.attempts, turn.until, turn.hold, turn.reason, row.account_id)
 
 
+@dataclass(frozen=True)
+class WindowTurns:
+    """The turns a window's rows asked for together: the rows let go, each with the time its
+    turn was taken, and the rows refused one (their sender not quiet, or paused)."""
+
+    taken: dict[int, datetime] = field(default_factory=dict)
+    refused: frozenset[int] = frozenset()
+
+
 def take_turns(
     rows: Sequence[OutboxMessage], now: datetime, settings: Settings | None = None
-) -> dict[int, datetime]:
+) -> WindowTurns:
     """The turns of a window's rows whose slot has come, taken together: for the first such row
     of each paced sender (hours open), one statement for them all where each would take its
-    own (take_turn). Returns the rows let go, each with the time its turn was taken; a row
-    left out (its sender not quiet, or paused) takes its turn as it goes (gate). Only for two
-    senders or more: a lone row's own turn costs as much."""
+    own (take_turn). A row refused takes its turn as it goes (gate), its sender read at once.
+    Only for two senders or more: a lone row's own turn costs as much."""
     settings = settings or get_settings()
     first: dict[str, OutboxMessage] = {}
     quiet_before: dict[str, datetime] = {}
@@ -226,9 +238,10 @@ def take_turns(
         spacing = timedelta(seconds=view.pacing.min_spacing)
         quiet_before[name] = now - spacing - SPACING_GUARD
     if len(first) < 2:
-        return {}
+        return WindowTurns()
     let_go = sender_sql.go_if_quiet_many(quiet_before, now)
-    return {first[name].id: now for name in let_go}
+    refused = frozenset(row.id for name, row in first.items() if name not in let_go)
+    return WindowTurns({first[name].id: now for name in let_go}, refused)
 
 
 def keep_turn(

@@ -143,10 +143,10 @@ def test_a_failing_pacing_check_costs_its_row_a_retry_only(db, clock, monkeypatc
                                          for n in range(3)])]  # fmt: skip
     real_gate = pacing.gate
 
-    def gate(row, now, settings=None):
+    def gate(row, now, settings=None, refused=False):
         if row.id == ids[1]:
             raise RuntimeError("sender table unreachable")
-        return real_gate(row, now, settings)
+        return real_gate(row, now, settings, refused)
 
     monkeypatch.setattr(pacing, "gate", gate)
     # When the window is delivered, the message is to be retried...

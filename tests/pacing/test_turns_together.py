@@ -19,7 +19,13 @@ import pytest
 from storage import clock as clock_module
 from storage.models import OutboxMessage, Sender
 from storage.models.outbox import SENT
-from tests.pacing.helpers import SlowChannel, accounts_with_senders, gaps, play_deliveries
+from tests.pacing.helpers import (
+    SlowChannel,
+    accounts_with_senders,
+    gaps,
+    play_deliveries,
+    queue_whatsapp,
+)
 from worker import delivery, pacing, read_cache, sender_sql, senders
 from worker.delivery import Outcome
 from worker.outbox import Outgoing, queue_messages
@@ -71,10 +77,30 @@ def test_a_sender_not_quiet_is_left_out_and_its_row_waits(db, clock, env, whatsa
     rows = [OutboxMessage.get_by_id(rows[1]) for rows in ids.values()]
     # When their turns are taken together
     turns = pacing.take_turns(rows, clock_module.now())
-    # Then the two quiet senders are let go, and the late one is not written
+    # Then the two quiet senders are let go, the late one is refused, and not written
     now = clock_module.now()
-    assert turns == {ids["whatsapp:s0"][1]: now, ids["whatsapp:s2"][1]: now}
+    assert turns.taken == {ids["whatsapp:s0"][1]: now, ids["whatsapp:s2"][1]: now}
+    assert turns.refused == {ids["whatsapp:s1"][1]}
     assert last_send("whatsapp:s1") == late
+
+
+def test_a_row_refused_its_turn_is_deferred_without_asking_again(db, clock, env, statements):
+    # Given a row due on a sender that sent 0.5 s ago, whose turn was just refused
+    ids = three_senders_due(clock)
+    late = clock_module.now() - timedelta(seconds=0.5)
+    Sender.update(last_send_at=late).where(Sender.name == "whatsapp:s1").execute()
+    row = OutboxMessage.get_by_id(ids["whatsapp:s1"][1])
+    statements.clear()
+    # When its gate is passed, knowing the refusal
+    deferral = pacing.gate(row, clock_module.now(), refused=True)
+    # Then it waits for the sender's quiet time, read at once: no second ask, no write
+    assert deferral is not None
+    assert deferral.until == late + SPACING
+    assert sender_updates(statements) == []
+    # Whereas a row not refused asks first, in vain
+    statements.clear()
+    assert pacing.gate(row, clock_module.now()) == deferral
+    assert len(sender_updates(statements)) == 1
 
 
 def test_a_paused_sender_is_left_out(db, clock, env):
@@ -92,13 +118,26 @@ def test_a_paused_sender_is_left_out(db, clock, env):
     assert last_send("whatsapp:p1") is None
 
 
+def test_the_rows_let_go_together_are_sent_first(db, clock, env, whatsapp):
+    # Given a window whose first row takes its own turn (a row of another sender, holding no
+    # slot), then two rows whose turns are taken together
+    ids = three_senders_due(clock)
+    (alone,) = queue_whatsapp(1, prefix="alone")
+    window = [alone, ids["whatsapp:s0"][1], ids["whatsapp:s1"][1]]
+    # When the window is delivered
+    delivery.deliver_many(window)
+    # Then the two let go together went first, one after the other, and the row on its own last
+    sent_now = [m.idempotency_key for when, m in whatsapp.sent if when == clock_module.now()]
+    assert sent_now == ["a0-1", "a1-1", "alone-0"]
+
+
 def test_a_lone_due_row_takes_its_own_turn(db, clock, env, whatsapp, statements):
     # Given one sender's row whose slot has come, alone in its window
     ids = three_senders_due(clock)
     row = OutboxMessage.get_by_id(ids["whatsapp:s0"][1])
     statements.clear()
     # When the window's turns are taken: none is, the row's own turn costs as much
-    assert pacing.take_turns([row], clock_module.now()) == {}
+    assert pacing.take_turns([row], clock_module.now()) == pacing.WindowTurns()
     assert statements == []
 
 
@@ -111,7 +150,7 @@ def test_only_the_first_row_of_a_sender_in_a_window_takes_a_turn_there(db, clock
     # When the turns are taken for the three
     turns = pacing.take_turns([first, again, other], clock_module.now())
     # Then one turn each sender: the second row of the first sender takes its turn as it goes
-    assert sorted(turns) == sorted({first.id, other.id})
+    assert sorted(turns.taken) == sorted({first.id, other.id})
 
 
 def test_a_turn_taken_before_slow_sends_moves_to_the_send_start(db, clock, env, monkeypatch):
@@ -134,7 +173,7 @@ def test_keep_turn_keeps_a_turn_a_moment_then_moves_it(db, clock, env):
     ids = three_senders_due(clock)
     rows = [OutboxMessage.get_by_id(rows[1]) for rows in ids.values()]
     taken = clock_module.now()
-    assert len(pacing.take_turns(rows, taken)) == 3
+    assert len(pacing.take_turns(rows, taken).taken) == 3
     row = rows[0]
     # When its send starts within TURN_KEPT_FOR, the turn counts from when it was taken
     assert pacing.keep_turn(row, taken, taken + pacing.TURN_KEPT_FOR) == taken
@@ -172,7 +211,7 @@ def test_workers_taking_the_same_turns_at_once_let_each_sender_go_once(db, clock
         rows = [OutboxMessage.get_by_id(i) for i in due]
         start.wait()
         try:
-            let_go.extend(pacing.take_turns(rows, now))
+            let_go.extend(pacing.take_turns(rows, now).taken)
         except BaseException as exc:
             failures.append(exc)
 

@@ -93,12 +93,25 @@ def shows(driver, element_id: str, text: str) -> bool:
 def submit_and_wait(driver, button) -> None:
     """Click a form's submit button, then wait until the page it was on has been replaced
     (reading the next page before would read the old one, or an element being torn down)."""
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.support.wait import WebDriverWait
 
     page = driver.find_element("tag name", "html")
+
+    def replaced(_driver) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            # Chromium's answer when the old page is being torn down as it is asked about.
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
     button.click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 30).until(replaced)
 
 
 def tick_and_submit(driver, form_id: str) -> None:

@@ -470,16 +470,20 @@ def defer_claimed(deferrals: Sequence[tuple[int, int, datetime, datetime | None]
 
 
 @lru_cache(maxsize=64)
-def _hold_sql(param: str, rows: int) -> str:
+def _hold_sql(param: str, rows: int, moving: bool = False) -> str:
     stamp = "TIMESTAMP" if is_postgres() else "TEXT"
-    value_row = f"(CAST({param} AS BIGINT), CAST({param} AS {stamp}))"
+    values = [f"CAST({param} AS BIGINT)", f"CAST({param} AS {stamp})"]
+    if moving:
+        values.append(f"CAST({param} AS {stamp})")
+    value_row = f"({', '.join(values)})"
     not_before = _column(OutboxMessage.not_before)
+    held_before = "= v.column3" if moving else "IS NULL"
     return (
         f"UPDATE {_TABLE} SET {_column(OutboxMessage.enqueued_at)} = v.column2, "
         f"{not_before} = v.column2 "
         f"FROM (VALUES {', '.join([value_row] * rows)}) AS v "
         f"WHERE {_TABLE}.{_column(OutboxMessage.id)} = v.column1 "
-        f"AND {_STATUS_BY_ID} = {param} AND {_TABLE}.{not_before} IS NULL "
+        f"AND {_STATUS_BY_ID} = {param} AND {_TABLE}.{not_before} {held_before} "
         f"RETURNING {_TABLE}.{_column(OutboxMessage.id)}"
     )
 
@@ -497,6 +501,21 @@ def hold_queued(slots: Sequence[tuple[int, datetime]]) -> set[int]:
         params += [outbox_id, at(slot)]
     params.append(QUEUED)
     cursor = database.execute_sql(_hold_sql(_param(), len(slots)), params)
+    return {int(found[0]) for found in cursor.fetchall()}
+
+
+def move_held(moves: Sequence[tuple[int, datetime, datetime]]) -> set[int]:
+    """Move `queued` rows to new slots, (id, new slot, the slot it held) each, without claiming
+    them: a row whose slot changed since (or that was claimed) keeps what it has. Returns the
+    ids of the rows moved."""
+    if not moves:
+        return set()
+    at = OutboxMessage.enqueued_at.db_value
+    params: list[Any] = []
+    for outbox_id, slot, held in moves:
+        params += [outbox_id, at(slot), at(held)]
+    params.append(QUEUED)
+    cursor = database.execute_sql(_hold_sql(_param(), len(moves), moving=True), params)
     return {int(found[0]) for found in cursor.fetchall()}
 
 

@@ -39,6 +39,7 @@ from worker.senders import (
     pacing_of,
     pause,
     reserve_slots,
+    slots_after,
     take_turn,
 )
 from worker.senders import send_ended as senders_send_ended
@@ -304,6 +305,7 @@ def not_yet(
     # When each sender may send again, for the rows after the first of its rows here.
     busy: dict[str, datetime] = {}
     fresh: dict[tuple[str, str], list[sender_sql.QueuedRow]] = {}
+    late: dict[str, list[tuple[sender_sql.QueuedRow, datetime]]] = {}
     for row in sender_sql.queued_rows(outbox_ids):
         _keep_read(row, settings)
         name = row.sender or default_sender(row.channel, settings)
@@ -326,14 +328,18 @@ def not_yet(
             # This row takes the turn; the sender's next rows here wait a spacing after it.
             busy[name] = now + spacing + SPACING_GUARD
             continue
-        if wait > NOT_YET_AT_MOST or (now - row.not_before >= spacing and wait >= spacing / 2):
-            continue  # the turn decides: a row late by a spacing takes a new slot
+        if wait > NOT_YET_AT_MOST:
+            continue  # the turn decides
+        if now - row.not_before >= spacing and wait >= spacing / 2:
+            if row.sender_row is not None:
+                late.setdefault(name, []).append((row, quiet_from))
+            continue
         waiting.append(
             Deferral(
                 row.outbox_id, row.attempts, quiet_from, row.not_before, "spacing", row.account_id
             )
         )
-    return waiting + _slots_ahead(fresh, now)
+    return waiting + _slots_ahead(fresh, now) + _slots_later(late, settings)
 
 
 def _may_take_a_slot(row: _Routed, view: _SenderView, now: datetime, settings: Settings) -> bool:
@@ -372,6 +378,34 @@ def _slots_ahead(
         Deferral(row.outbox_id, row.attempts, slot, slot, "spacing", row.account_id)
         for row, slot in given
         if row.outbox_id in held and slot > now
+    ]
+
+
+def _slots_later(
+    late: Mapping[str, list[tuple[sender_sql.QueuedRow, datetime]]], settings: Settings
+) -> list[Deferral]:
+    """Rows late by a spacing or more for their slot while their sender is not quiet (the
+    workers fell behind, so the sender's next rows are due as well), each with the time its
+    sender is quiet: each takes the sender's next free slot from then, as its turn would give
+    it, rather than all wait for the same moment. Written on the sender if its row is still as
+    the read before the claim found it (else the rows are left to their claim), then on the
+    rows in one statement."""
+    moves: list[tuple[sender_sql.QueuedRow, datetime]] = []
+    for name, rows in late.items():
+        sender = rows[0][0].sender_row
+        assert sender is not None
+        pacing = sender_view(name, sender.channel, settings).pacing
+        held = [clock.as_utc(row.not_before) for row, _ in rows if row.not_before]
+        slots, values = slots_after(sender, pacing, rows[0][1], held, settings)
+        if sender_sql.write_if_unchanged(int(sender.id), int(sender.version), values):
+            moves += zip((row for row, _ in rows), slots, strict=True)
+    moved = outbox_sql.move_held(
+        [(row.outbox_id, slot, row.not_before) for row, slot in moves if row.not_before]
+    )
+    return [
+        Deferral(row.outbox_id, row.attempts, slot, slot, "spacing", row.account_id)
+        for row, slot in moves
+        if row.outbox_id in moved
     ]
 
 

@@ -15,6 +15,7 @@ delayed message fired.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
@@ -292,6 +293,20 @@ def _slot_after(
         day, count = start.astimezone(zone).date().isoformat(), 0
     # The guard too: a send on its slot finds its sender quiet (take_turn), not a moment early.
     return start, _SlotState(start + pacing.spacing() + SPACING_GUARD, day, count + 1)
+
+
+def slots_after(
+    row: Sender, pacing: Pacing, after: datetime, held: Sequence[datetime], settings: Settings
+) -> tuple[list[datetime], dict[str, object]]:
+    """The sender's next free slots from `after`, one for each row that held (and was counted
+    on) a slot of `held`, as its turn gives a row late for its slot; and the values that hand
+    them out (to write if the sender's row is still as `row` read it)."""
+    state = _SlotState.of(row)
+    slots = []
+    for slot_before in held:
+        slot, state = _slot_after(state, pacing, after, settings, counted=slot_before)
+        slots.append(slot)
+    return slots, state.values()
 
 
 def _write(row: Sender, values: dict[str, object]) -> bool:

@@ -4,9 +4,10 @@ A row holding a slot that has come, whose sender sent too recently (the row befo
 late), waits until the sender is quiet again without being claimed: no write of the row, and
 its delivery is put back for exactly the wait. Rows holding no slot, several of one sender, are
 given their slots in one statement and wait for them, unclaimed, but for the first, which goes.
-Everything the turn itself decides (a pause, hours, a row late by a spacing, a long wait, a lone
-row) still goes through the claim; a failed check costs nothing but the check; and however many
-workers look at the same rows at once, each is sent once.
+A row late by a spacing takes its sender's next free slot, unclaimed too. Everything the turn
+itself decides (a pause, hours, a long wait, a lone row) still goes through the claim; a failed
+check costs nothing but the check; and however many workers look at the same rows at once, each
+is sent once.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def test_rows_holding_no_slot_that_the_turn_decides_are_left_to_the_claim(db, cl
 
 @pytest.mark.parametrize(
     "case",
-    ["paused sender", "wait longer than the put-back's bound", "late by a spacing", "unpaced"],
+    ["paused sender", "wait longer than the put-back's bound", "unpaced"],
 )
 def test_what_the_turn_decides_is_left_to_the_claim(db, clock, env, whatsapp, case):
     # Given a row holding a slot that has come, its sender busy in one of the ways the turn
@@ -168,9 +169,6 @@ def test_what_the_turn_decides_is_left_to_the_claim(db, clock, env, whatsapp, ca
     elif case == "wait longer than the put-back's bound":
         senders.configure_sender(SENDER, min_spacing=120, max_spacing=120)
         sent_late(now - timedelta(seconds=10))
-    elif case == "late by a spacing":
-        now += timedelta(seconds=2.5)
-        sent_late(now - timedelta(seconds=0.1))
     else:
         senders.configure_sender(SENDER, min_spacing=0, max_spacing=0)
         sent_late(now - timedelta(seconds=0.5))
@@ -180,6 +178,62 @@ def test_what_the_turn_decides_is_left_to_the_claim(db, clock, env, whatsapp, ca
     waiting = pacing.not_yet([second], now)
     # Then it leaves it to the claim
     assert waiting == []
+
+
+def test_a_row_late_by_a_spacing_takes_the_senders_next_free_slot_unclaimed(
+    db, clock, env, whatsapp, put_back, statements
+):
+    # Given a row whose slot passed 2.5 s ago (the workers fell behind), its sender's last
+    # send 0.1 s ago, and the sender's next free slot 3 s from now
+    second, went = one_sent_one_held(clock)
+    now = went + SPACING + timedelta(seconds=2.5)
+    sent_late(now - timedelta(seconds=0.1))
+    free = now + timedelta(seconds=3)
+    Sender.update(next_slot_at=free).where(Sender.name == SENDER).execute()
+    held_before = OutboxMessage.get_by_id(second)
+    pacing.forget()
+    clock.set(now)
+    put_back.clear()
+    # When its delivery fires
+    outcomes = delivery.deliver_many([second])
+    # Then it is not claimed: it takes the sender's next free slot, written on the row, and is
+    # put back until then, rather than wait with the sender's next rows for its quiet time
+    assert outcomes == {second: Outcome.DEFERRED}
+    row = OutboxMessage.get_by_id(second)
+    assert (row.status, row.attempts) == (QUEUED, held_before.attempts)
+    assert row.not_before == free
+    assert put_back == [([second], 3000, None)]
+    sender = Sender.get(Sender.name == SENDER)
+    assert sender.next_slot_at == free + SPACING
+    assert len(whatsapp.sent) == 1
+    # And when that slot comes, it goes
+    clock.set(free)
+    assert delivery.deliver_many([second]) == {second: Outcome.SENT}
+
+
+def test_a_late_row_whose_sender_changed_since_the_read_is_left_to_its_claim(
+    db, clock, env, whatsapp, monkeypatch
+):
+    # Given a row late by a spacing, and its sender written by another worker right after
+    # this one read it
+    second, went = one_sent_one_held(clock)
+    now = went + SPACING + timedelta(seconds=2.5)
+    sent_late(now - timedelta(seconds=0.1))
+    pacing.forget()
+    clock.set(now)
+    real = sender_sql.queued_rows
+
+    def read_then_changed(outbox_ids):
+        rows = real(outbox_ids)
+        Sender.update(version=Sender.version + 1).where(Sender.name == SENDER).execute()
+        return rows
+
+    monkeypatch.setattr(sender_sql, "queued_rows", read_then_changed)
+    # When the check looks at it
+    waiting = pacing.not_yet([second], now)
+    # Then it leaves it to the claim, which reads the sender again; the row is as it was
+    assert waiting == []
+    assert OutboxMessage.get_by_id(second).not_before == went + SPACING
 
 
 def test_a_failed_check_leaves_every_row_to_its_claim_and_turn(

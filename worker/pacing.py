@@ -226,8 +226,10 @@ def take_turns(
     first: dict[str, OutboxMessage] = {}
     quiet_before: dict[str, datetime] = {}
     for row in rows:
+        if row.not_before is None or clock.as_utc(row.not_before) > now:
+            continue  # no slot, or not yet (and rows of unpaced senders hold none)
         name = sender_name(row, settings)
-        if name in first or row.not_before is None or clock.as_utc(row.not_before) > now:
+        if name in first:
             continue
         view = sender_view(name, row.channel, settings)
         if not view.pacing.paced:

@@ -61,13 +61,14 @@ def write_if_unchanged(sender_id: int, version: int, values: dict[str, object]) 
     return bool(cursor.rowcount)
 
 
-def _last_send_set(param: str, where: str) -> str:
-    """The statement that records a send of the sender named (bumping its version), where
-    `where` holds."""
-    last, version = _column("last_send_at"), _column("version")
+def _last_send_set(param: str, where: str, senders: int = 1) -> str:
+    """The statement that records a send of the sender named (of each of the `senders` named),
+    bumping its version, where `where` holds."""
+    last, version, name = _column("last_send_at"), _column("version"), _column("name")
+    named = f"= {param}" if senders == 1 else f"IN ({', '.join([param] * senders)})"
     return (
         f"UPDATE {_TABLE} SET {last} = {param}, {version} = {version} + 1 "
-        f"WHERE {_column('name')} = {param} AND {where}"
+        f"WHERE {name} {named} AND {where}"
     )
 
 
@@ -89,16 +90,13 @@ def go_if_quiet(name: str, now: datetime, quiet_before: datetime) -> bool:
 
 @lru_cache(maxsize=64)
 def _go_many_sql(param: str, senders: int) -> str:
-    last, paused, version = _column("last_send_at"), _column("paused_until"), _column("version")
-    name = _column("name")
+    last, paused, name = _column("last_send_at"), _column("paused_until"), _column("name")
     quiet_before = " ".join([f"WHEN {param} THEN {param}"] * senders)
-    return (
-        f"UPDATE {_TABLE} SET {last} = {param}, {version} = {version} + 1 "
-        f"WHERE {name} IN ({', '.join([param] * senders)}) "
-        f"AND ({paused} IS NULL OR {paused} <= {param}) "
-        f"AND ({last} IS NULL OR {last} <= CASE {name} {quiet_before} END) "
-        f"RETURNING {name}"
+    where = (
+        f"({paused} IS NULL OR {paused} <= {param}) "
+        f"AND ({last} IS NULL OR {last} <= CASE {name} {quiet_before} END)"
     )
+    return f"{_last_send_set(param, where, senders)} RETURNING {name}"
 
 
 def go_if_quiet_many(quiet_before: Mapping[str, datetime], now: datetime) -> set[str]:

@@ -70,6 +70,26 @@ def accounts_with_senders(count: int, rows: int, spacing: float) -> dict[str, li
     return ids
 
 
+def at_once(workers: int, work: Callable[[], object]) -> list[BaseException]:
+    """`work` run by `workers` threads starting at the same moment; what they raised."""
+    start = threading.Barrier(workers)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            work()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
 def queue_whatsapp(count: int, prefix: str = "m") -> list[int]:
     """`count` WhatsApp messages queued at once on the default sender; their ids."""
     rows = queue_messages(

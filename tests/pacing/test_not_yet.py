@@ -12,7 +12,6 @@ is sent once.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -24,6 +23,7 @@ from storage.models.outbox import QUEUED, SENT
 from tests.pacing.helpers import (
     TimedChannel,
     accounts_with_senders,
+    at_once,
     gaps,
     play_deliveries,
     queue_whatsapp,
@@ -261,22 +261,7 @@ def test_a_failed_check_leaves_every_row_to_its_claim_and_turn(
 
 def deliver_at_once(workers: int, outbox_ids: Sequence[int]) -> list[BaseException]:
     """`workers` threads deliver the same rows at the same moment; what they raised."""
-    start = threading.Barrier(workers)
-    failures: list[BaseException] = []
-
-    def work() -> None:
-        start.wait()
-        try:
-            delivery.deliver_many(outbox_ids)
-        except BaseException as exc:
-            failures.append(exc)
-
-    threads = [threading.Thread(target=work) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return failures
+    return at_once(workers, lambda: delivery.deliver_many(outbox_ids))
 
 
 def test_workers_giving_slots_to_the_same_rows_at_once_send_each_once(db, clock, env, whatsapp):

@@ -11,7 +11,6 @@ claimed rows' checks read neither again.
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 
 import pytest
@@ -22,6 +21,7 @@ from storage.models.outbox import SENT
 from tests.pacing.helpers import (
     SlowChannel,
     accounts_with_senders,
+    at_once,
     gaps,
     play_deliveries,
     queue_whatsapp,
@@ -203,24 +203,14 @@ def test_workers_taking_the_same_turns_at_once_let_each_sender_go_once(db, clock
     ids = three_senders_due(clock)
     due = [rows[1] for rows in ids.values()]
     now = clock_module.now()
-    start = threading.Barrier(8)
     let_go: list[int] = []
-    failures: list[BaseException] = []
 
     def work() -> None:
         rows = [OutboxMessage.get_by_id(i) for i in due]
-        start.wait()
-        try:
-            let_go.extend(pacing.take_turns(rows, now).taken)
-        except BaseException as exc:
-            failures.append(exc)
+        let_go.extend(pacing.take_turns(rows, now).taken)
 
     # When eight workers take the turns of the same rows at the same moment
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    failures = at_once(8, work)
     # Then each sender's turn went to one worker only
     assert failures == []
     assert sorted(let_go) == sorted(due)
@@ -238,11 +228,7 @@ def test_rows_delivered_by_many_workers_at_once_are_each_sent_once_and_spaced(
         more[name] = [row.id for row in queue_messages(messages, account_id=account_id)]
     everything = [i for name in ids for i in (*ids[name], *more[name])]
     # When four workers deliver every row at once, then the rest is played out
-    threads = [threading.Thread(target=delivery.deliver_many, args=(everything,)) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(4, lambda: delivery.deliver_many(everything))
     play_deliveries(everything, clock)
     # Then each row was sent once, and each sender's sends are 2 s apart at least
     keys = [m.idempotency_key for _, m in whatsapp.sent]

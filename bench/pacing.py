@@ -10,10 +10,12 @@
    each paced at exactly 1 message per --spacing seconds, --seconds of messages each, sent to a
    local WAHA stand-in, by two worker processes run as the Procfile runs them: sends per
    second against the number of ready senders, the largest error of a gap between two sends of
-   one sender, worker CPU per send, and thread occupancy (bench.occupancy: the share of
-   worker-thread time spent processing messages, their CPU, and the longest message; a row not
-   yet allowed is a delayed message, so no thread sleeps waiting for a slot, and no message
-   lasts anything like a spacing).
+   one sender, worker CPU per send, the whole machine's CPU per send (every process, PostgreSQL
+   included), and thread occupancy (bench.occupancy: the share of worker-thread time spent
+   processing messages, their CPU, and the longest message; a row not yet allowed is a delayed
+   message, so no thread sleeps waiting for a slot, and no message lasts anything like a
+   spacing). The bare actor's rate before and after it, in the same run, says how fast the
+   machine was.
 
 Options: --plain N --senders N --seconds N --spacing S (--plain 0 or --senders 0 skips a part)
 The issue's figure: `python -m bench.pacing --senders 1000 --seconds 60`.
@@ -43,6 +45,7 @@ from bench.common import (
     cpu_ms_per_message,
     figure,
     load_average,
+    machine_busy_seconds,
     rate_over_bare,
     report,
     wait_for,
@@ -51,6 +54,9 @@ from bench.common import (
 
 # Log messages per pacing-off run (each of the four runs).
 PLAIN_MESSAGES = 5_000
+# Bare actor messages before and after the paced part: the machine's speed in the same run (the
+# paced figure's target is absolute, but what it reaches moves with the machine).
+PACED_BARE_MESSAGES = 10_000
 # Where bench.occupancy's worker processes write their thread figures (its variable).
 OCCUPANCY_DIR_VARIABLE = "OUTREACH_BENCH_OCCUPANCY_DIR"
 
@@ -219,6 +225,7 @@ def many_senders(env: dict[str, str], senders: int, seconds: int, spacing: float
         "WAHA_URL": f"http://127.0.0.1:{server.port}/",
         OCCUPANCY_DIR_VARIABLE: occupancy_dir,
     }
+    busy_before = machine_busy_seconds()
     with worker(paced_env, "bench.occupancy"):
         try:
             wait_for(lambda: arrivals.count() >= total, timeout=seconds * 10 + 120, interval=0.2)
@@ -230,6 +237,7 @@ def many_senders(env: dict[str, str], senders: int, seconds: int, spacing: float
                 .tuples()
             }
             raise TimeoutError(f"{arrivals.count()} of {total} arrived; rows {statuses}") from None
+    busy_after = machine_busy_seconds()
     server.shutdown()
     # A row is claimed once for its send, and once more each time it was put back for later
     # after a claim (rows put back before one are never claimed). Only this part's rows: the
@@ -262,6 +270,13 @@ def many_senders(env: dict[str, str], senders: int, seconds: int, spacing: float
         "gaps_shorter_than_spacing": len(short),
         "claims_per_send": round(claims / total, 3),
         "worker_cpu_ms_per_send": cpu_ms_per_message(total),
+        # Every process's: the workers', PostgreSQL's, Redis's, the stand-in's (two cores' worth
+        # of it a second is all the machine has).
+        "machine_cpu_ms_per_send": (
+            round((busy_after - busy_before) * 1000 / total, 3)
+            if busy_before is not None and busy_after is not None
+            else None
+        ),
         "threads": _occupancy(Path(occupancy_dir)),
     }
 
@@ -314,7 +329,12 @@ def main() -> None:
         if args.plain:
             figures["pacing_off"] = pacing_off(env, args.plain)
         if args.senders:
-            figures["many_senders"] = many_senders(env, args.senders, args.seconds, args.spacing)
+            floor, paced = bare_actor_around(
+                env,
+                PACED_BARE_MESSAGES,
+                lambda: many_senders(env, args.senders, args.seconds, args.spacing),
+            )
+            figures["many_senders"] = {**paced, "bare_actor": floor}
     report(figures)
 
 
@@ -339,11 +359,18 @@ def summary(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if "many_senders" in figures:
         paced = figures["many_senders"]
         name = f"paced: {paced['senders']:,} senders at 1 per {paced['spacing_seconds']:g} s"
+        bare = paced.get("bare_actor", {}).get("messages_per_second")
         out[f"{name}, sends over ready senders"] = figure(
-            paced["rate_over_ready_senders"], "x ready senders", READY_SENDERS_TARGET
+            paced["rate_over_ready_senders"],
+            "x ready senders",
+            READY_SENDERS_TARGET,
+            bare_actor=bare,
         )
         out[f"{name}, max gap error"] = figure(paced["max_gap_error_seconds"], "s")
         out[f"{name}, worker CPU a send"] = figure(paced["worker_cpu_ms_per_send"], "ms")
+        out[f"{name}, the machine's CPU a send"] = figure(
+            paced.get("machine_cpu_ms_per_send"), "ms"
+        )
         threads = paced["threads"]
         out[f"{name}, thread occupancy"] = figure(threads.get("occupancy"), "of thread time")
         out[f"{name}, longest message"] = figure(threads.get("longest_message_ms"), "ms")

@@ -1,7 +1,8 @@
 """Senders and their turns: who a message goes out from, and when it may.
 
 A paced sender hands out slots one after another, each a random spacing (between its minimum
-and maximum) after the previous one, at most its daily cap per day. The sequence lives on the
+and maximum) after the previous one, plus a little slack (SLOT_SLACK_SHARE), at most its daily
+cap per day. The sequence lives on the
 sender's row in the database and moves only by a conditional update on the row's `version`
 (read, work out the next slot, write it if nobody wrote in between, else read again), so every
 thread of every worker shares it, and it survives a restart of Redis or of every worker.
@@ -35,6 +36,12 @@ CONTENDED_WAIT = timedelta(milliseconds=200)
 # Added to the minimum spacing at the actual send: covers the jitter between a turn being
 # granted and its request reaching the far end, so the far end never sees a shorter gap.
 SPACING_GUARD = timedelta(milliseconds=20)
+# Slots are handed out this share of the minimum spacing further apart than the quiet time the
+# turns keep (at most SLOT_SLACK_AT_MOST): room for a send to start a moment after its slot (its
+# delayed delivery's own latency) and still leave its sender quiet at the next slot. Without it
+# each send's latency adds to its sender's lateness, until the sender is a spacing behind.
+SLOT_SLACK_SHARE = 0.05
+SLOT_SLACK_AT_MOST = timedelta(milliseconds=100)
 # As the name column holds.
 MAX_NAME = 255
 # A day: a longer spacing is a pause, not a pace.
@@ -56,6 +63,11 @@ class Pacing:
 
     def spacing(self) -> timedelta:
         return timedelta(seconds=random.uniform(self.min_spacing, self.max_spacing))
+
+    @property
+    def slack(self) -> timedelta:
+        """What a slot adds to the spacing and the guard (SLOT_SLACK_SHARE)."""
+        return min(SLOT_SLACK_AT_MOST, timedelta(seconds=self.min_spacing * SLOT_SLACK_SHARE))
 
 
 def channel_pacing(channel: str, settings: Settings) -> Pacing:
@@ -291,8 +303,10 @@ def _slot_after(
         # The day's slots are spent: the first of the next day.
         start = _next_midnight(start, zone)
         day, count = start.astimezone(zone).date().isoformat(), 0
-    # The guard too: a send on its slot finds its sender quiet (take_turn), not a moment early.
-    return start, _SlotState(start + pacing.spacing() + SPACING_GUARD, day, count + 1)
+    # The guard too: a send on its slot finds its sender quiet (take_turn), not a moment early;
+    # and the slack: a send a moment late leaves the next slot on time.
+    after = start + pacing.spacing() + SPACING_GUARD + pacing.slack
+    return start, _SlotState(after, day, count + 1)
 
 
 def slots_after(

@@ -6,7 +6,7 @@ import pytest
 
 from storage.settings import DEFAULT_EMAIL_SPACING, DEFAULT_SENDING_HOURS, DEFAULT_WHATSAPP_SPACING
 from tests.pacing.helpers import TimedChannel
-from worker import delivery
+from worker import delivery, senders
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +41,10 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(database.obj, "execute_sql", counted)
     return seen
+
+
+@pytest.fixture
+def no_slot_slack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slots exactly a spacing and the guard apart, for the tests of turns whose arithmetic is
+    simpler without the slack (tests/pacing/test_spacing.py tests the slack itself)."""
+    monkeypatch.setattr(senders, "SLOT_SLACK_SHARE", 0.0)

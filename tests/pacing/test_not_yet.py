@@ -31,6 +31,9 @@ from tests.pacing.helpers import (
 from worker import delivery, pacing, sender_sql, senders
 from worker.delivery import Outcome
 
+# Slots exactly a spacing and the guard apart: these tests count turns, not the slack.
+pytestmark = pytest.mark.usefixtures("no_slot_slack")
+
 SENDER = "whatsapp:default"
 SPACING = timedelta(seconds=2) + senders.SPACING_GUARD
 

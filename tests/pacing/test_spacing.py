@@ -35,10 +35,42 @@ def test_a_whatsapp_batch_leaves_30_to_60_seconds_apart(db, clock, env, whatsapp
     assert sorted(m.idempotency_key for _, m in whatsapp.sent) == sorted(
         f"m-{n}" for n in range(10)
     )
-    guard = senders.SPACING_GUARD.total_seconds()
-    assert all(30 <= gap <= 60 + guard for gap in gaps(whatsapp.times)), gaps(whatsapp.times)
+    extra = (senders.SPACING_GUARD + senders.Pacing(30, 60, None).slack).total_seconds()
+    assert all(30 <= gap <= 60 + extra for gap in gaps(whatsapp.times)), gaps(whatsapp.times)
     assert len(set(gaps(whatsapp.times))) > 1  # random each time
     assert OutboxMessage.select().where(OutboxMessage.status == SENT).count() == 10
+
+
+@pytest.mark.parametrize("slack", [True, False], ids=["slack", "no_slack"])
+def test_a_send_a_moment_late_leaves_the_next_slot_on_time(
+    db, clock, env, whatsapp, monkeypatch, slack
+):
+    # Given three rows of a sender paced at exactly 2 s, the first sent and the others holding
+    # their slots (with the slack, or without it)
+    if not slack:
+        monkeypatch.setattr(senders, "SLOT_SLACK_SHARE", 0.0)
+    senders.configure_sender("whatsapp:default", min_spacing=2, max_spacing=2)
+    ids = queue_whatsapp(3)
+    delivery.deliver_many(ids)
+    second, third = (clock_module.as_utc(OutboxMessage.get_by_id(i).not_before) for i in ids[1:])
+    # When the second starts 50 ms after its slot (its delayed delivery's latency), and the
+    # third's delivery comes exactly on its slot
+    clock.set(second + timedelta(milliseconds=50))
+    assert delivery.deliver_many([ids[1]]) == {ids[1]: Outcome.SENT}
+    clock.set(third)
+    outcome = delivery.deliver_many([ids[2]])[ids[2]]
+    # Then with the slack the third goes on its slot: the slots are 2 s, the guard and 5% of
+    # the spacing apart, and the late start used part of that; without it the third waits
+    slot_gap = (third - second).total_seconds()
+    if slack:
+        assert slot_gap == pytest.approx(2.12)
+        assert outcome == Outcome.SENT
+        assert whatsapp.times[-1] == third
+    else:
+        assert slot_gap == pytest.approx(2.02)
+        assert outcome == Outcome.DEFERRED
+    # And no two sends were ever closer than the spacing and the guard
+    assert all(gap >= 2.02 for gap in gaps(whatsapp.times)), gaps(whatsapp.times)
 
 
 def test_every_row_knows_its_sender(db, clock, env, whatsapp):
@@ -79,12 +111,12 @@ def test_slots_taken_by_many_threads_at_once_are_all_spaced(db, clock, env):
         thread.start()
     for thread in threads:
         thread.join()
-    # Then the 40 slots are distinct and 2 to 3 s apart (plus the guard): one sequence for
-    # every thread
+    # Then the 40 slots are distinct and 2 to 3 s apart (plus the guard and the slack): one
+    # sequence for every thread
     slots.sort()
     assert len(slots) == 40
-    guard = senders.SPACING_GUARD.total_seconds()
-    assert all(2 + guard <= gap <= 3 + guard for gap in gaps(slots)), gaps(slots)
+    extra = (senders.SPACING_GUARD + senders.Pacing(2, 3, None).slack).total_seconds()
+    assert all(2 + extra <= gap <= 3 + extra for gap in gaps(slots)), gaps(slots)
 
 
 def test_unpaced_senders_still_send_in_windows(db, clock, env, monkeypatch, stub_broker):

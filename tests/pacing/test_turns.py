@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
+
 from storage import clock as clock_module
 from storage.models import OutboxMessage
 from storage.models.outbox import SENT
@@ -18,6 +20,9 @@ from storage.settings import get_settings
 from tests.pacing.helpers import SlowChannel, gaps, play_deliveries, queue_whatsapp
 from worker import delivery, senders
 from worker.delivery import Outcome
+
+# Slots exactly a spacing and the guard apart: these tests count turns, not the slack.
+pytestmark = pytest.mark.usefixtures("no_slot_slack")
 
 
 def on_sender_table(seen: list[str]) -> list[str]:

@@ -30,6 +30,9 @@ from worker import delivery, pacing, read_cache, sender_sql, senders
 from worker.delivery import Outcome
 from worker.outbox import Outgoing, queue_messages
 
+# Slots exactly a spacing and the guard apart: these tests count turns, not the slack.
+pytestmark = pytest.mark.usefixtures("no_slot_slack")
+
 SPACING = timedelta(seconds=2) + senders.SPACING_GUARD
 
 

@@ -356,6 +356,7 @@ def _send_claimed(
     turns = _take_turns(rows, settings)
     # The rows let go first, one after another: a turn is a row's own for a moment only.
     rows = sorted(rows, key=lambda row: row.id not in turns.taken)
+    last_start: datetime | None = None
     for n, row in enumerate(rows):
         if (results or deferred) and time.monotonic() - started > WINDOW_SECONDS:
             unsent, holding = _given_back(rows[n:], reserved)
@@ -380,6 +381,7 @@ def _send_claimed(
             errors.append(TransientSendError(reason))
             continue
         if deferral is None:
+            last_start = _note_start(row.id in turns.taken, last_start)
             result, error = _attempt(row, get_channel(row.channel, settings))
             _send_ended(row, granted, settings)
             if isinstance(error, TransientSendError):
@@ -395,6 +397,17 @@ def _send_claimed(
     has_handlers = any(has_outcome_handlers(r.source) for r in rows)
     _record(results, unsent, deferred, has_handlers=has_handlers)
     return [row.id for row in unsent]
+
+
+def _note_start(let_go: bool, last_start: datetime | None) -> datetime | None:
+    """A send of the window starts now: the time since the one before it, when both were let
+    go together, is what the next windows expect (pacing.note_send_interval)."""
+    if not let_go:
+        return None
+    now = clock.now()
+    if last_start is not None:
+        pacing.note_send_interval((now - last_start).total_seconds())
+    return now
 
 
 def _reserve(rows: list[OutboxMessage], settings: Settings) -> set[int]:

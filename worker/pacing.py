@@ -57,9 +57,18 @@ OUTSIDE_HOURS = "outside sending hours"
 # wait is written on the row by the usual deferral, which the relay reads.
 NOT_YET_AT_MOST = timedelta(seconds=60)
 # A turn taken for a window's row before its first send (take_turns) is its own for this long
-# after; a send starting later moves it to its start. Half the guard: the other half covers
-# the request reaching the far end, so the far end never sees a shorter gap.
+# after the start it was taken for; a send starting later moves it to its start. Half the
+# guard: the other half covers the request reaching the far end, so the far end never sees a
+# shorter gap.
 TURN_KEPT_FOR = SPACING_GUARD / 2
+# A window's turns are taken for the time each row is expected to start (the sends before it
+# in the window take time), at most this long after they are taken: a send starting a little
+# earlier than expected only makes its sender's next turn that much later, which the slots'
+# slack covers (worker.senders.SLOT_SLACK_SHARE).
+TURN_AHEAD_AT_MOST = timedelta(milliseconds=40)
+# How much of each new measure of the time from one send's start to the next, in a window, the
+# expected time takes (a moving average, per process).
+SEND_INTERVAL_WEIGHT = 0.1
 
 
 @dataclass(frozen=True)
@@ -82,10 +91,16 @@ class _SenderView:
     sending_hours: str | None
 
 
+# The time from one send's start to the next in a window, as lately measured in this process.
+_send_interval = 0.0
+
+
 def forget(name: str | None = None) -> None:
-    """Drop what was read (one sender's view, or everything)."""
+    """Drop what was read (one sender's view), or everything read and measured."""
+    global _send_interval
     if name is None:
         read_cache.forget()
+        _send_interval = 0.0
     else:
         read_cache.forget("sender", name)
 
@@ -209,7 +224,8 @@ def gate(
 @dataclass(frozen=True)
 class WindowTurns:
     """The turns a window's rows asked for together: the rows let go, each with the time its
-    turn was taken, and the rows refused one (their sender not quiet, or paused)."""
+    turn was taken for (when it is expected to start), and the rows refused one (their sender
+    not quiet, or paused)."""
 
     taken: dict[int, datetime] = field(default_factory=dict)
     refused: frozenset[int] = frozenset()
@@ -242,18 +258,28 @@ def take_turns(
         quiet_before[name] = now - spacing - SPACING_GUARD
     if len(first) < 2:
         return WindowTurns()
-    let_go = sender_sql.go_if_quiet_many(quiet_before, now)
+    # The rows let go are sent first, in this order: each is expected to start after those
+    # before it.
+    step = timedelta(seconds=_send_interval)
+    starts = {name: now + min(n * step, TURN_AHEAD_AT_MOST) for n, name in enumerate(first)}
+    let_go = sender_sql.go_if_quiet_many(quiet_before, now, starts)
     refused = frozenset(row.id for name, row in first.items() if name not in let_go)
-    return WindowTurns({first[name].id: now for name in let_go}, refused)
+    return WindowTurns({first[name].id: starts[name] for name in let_go}, refused)
+
+
+def note_send_interval(seconds: float) -> None:
+    """A window's send started `seconds` after the one before it (delivery)."""
+    global _send_interval
+    _send_interval += SEND_INTERVAL_WEIGHT * (seconds - _send_interval)
 
 
 def keep_turn(
     row: OutboxMessage, taken: datetime, now: datetime, settings: Settings | None = None
 ) -> datetime | None:
-    """When the turn taken for the row at `taken` (take_turns) counts from, for a send starting
-    now: `taken` itself a moment after it; later (the window's sends before it were slow), the
-    turn is moved to now, unless another send of its sender was let go meanwhile (None: the
-    row takes its turn again, gate)."""
+    """When the turn taken for the row for `taken` (take_turns) counts from, for a send
+    starting now: `taken` itself before it or a moment after it; later (the window's sends
+    before it were slower than expected), the turn is moved to now, unless another send of its
+    sender was let go meanwhile (None: the row takes its turn again, gate)."""
     if now - taken <= TURN_KEPT_FOR:
         return taken
     settings = settings or get_settings()

@@ -91,21 +91,32 @@ def go_if_quiet(name: str, now: datetime, quiet_before: datetime) -> bool:
 @lru_cache(maxsize=64)
 def _go_many_sql(param: str, senders: int) -> str:
     last, paused, name = _column("last_send_at"), _column("paused_until"), _column("name")
-    quiet_before = " ".join([f"WHEN {param} THEN {param}"] * senders)
-    where = (
-        f"({paused} IS NULL OR {paused} <= {param}) "
-        f"AND ({last} IS NULL OR {last} <= CASE {name} {quiet_before} END)"
+    version = _column("version")
+    cases = " ".join([f"WHEN {param} THEN {param}"] * senders)
+    named = ", ".join([param] * senders)
+    return (
+        f"UPDATE {_TABLE} SET {last} = CASE {name} {cases} END, {version} = {version} + 1 "
+        f"WHERE {name} IN ({named}) AND ({paused} IS NULL OR {paused} <= {param}) "
+        f"AND ({last} IS NULL OR {last} <= CASE {name} {cases} END) RETURNING {name}"
     )
-    return f"{_last_send_set(param, where, senders)} RETURNING {name}"
 
 
-def go_if_quiet_many(quiet_before: Mapping[str, datetime], now: datetime) -> set[str]:
+def go_if_quiet_many(
+    quiet_before: Mapping[str, datetime],
+    now: datetime,
+    starts: Mapping[str, datetime] | None = None,
+) -> set[str]:
     """go_if_quiet for several senders at once (each sender's name, and the time its last send
-    must be at or before): the names of those let go, in one statement."""
+    must be at or before), each let go recorded as sending at its time in `starts` (now, or a
+    moment after): the names of those let go, in one statement."""
     if not quiet_before:
         return set()
     names = sorted(quiet_before)
-    params: list[Any] = [_STAMP(now), *names, _STAMP(now)]
+    starts = starts or {}
+    params: list[Any] = []
+    for name in names:
+        params += [name, _STAMP(starts.get(name, now))]
+    params += [*names, _STAMP(now)]
     for name in names:
         params += [name, _STAMP(quiet_before[name])]
     sql = _go_many_sql(str(database.obj.param), len(names))

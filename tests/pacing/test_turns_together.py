@@ -4,8 +4,9 @@ The first due row of each paced sender in a window takes its turn in one stateme
 all, before the window's first send, where each took its own just before its send. A turn so
 taken is the row's for a moment only: a send starting later (the window's sends before it were
 slow) moves the turn to its start, or, when another send of its sender was let go meanwhile,
-takes its turn again. A sender not quiet, or paused, is left out, and its row takes its turn
-as before. The read before the claim keeps what it read of each sender and account, so the
+takes its turn again. Each turn is taken for when its row is expected to start (the sends
+before it in the window take time, as lately measured), at most 40 ms ahead. A sender not
+quiet, or paused, is left out, and its row takes its turn as before. The read before the claim keeps what it read of each sender and account, so the
 claimed rows' checks read neither again.
 """
 
@@ -271,3 +272,96 @@ def fresh_reads():
     read_cache.forget()
     yield
     read_cache.forget()
+
+
+@pytest.fixture
+def sends_15_ms_apart(monkeypatch: pytest.MonkeyPatch) -> timedelta:
+    """The time from one send's start to the next in a window, as this process measured it."""
+    monkeypatch.setattr(pacing, "_send_interval", 0.015)
+    return timedelta(milliseconds=15)
+
+
+def test_a_windows_turns_are_taken_for_when_each_row_is_expected_to_start(
+    db, clock, env, sends_15_ms_apart
+):
+    # Given three senders with a row due, and sends in a window lately 15 ms apart
+    ids = three_senders_due(clock)
+    rows = [OutboxMessage.get_by_id(rows[1]) for rows in ids.values()]
+    now = clock_module.now()
+    # When their turns are taken together
+    turns = pacing.take_turns(rows, now)
+    # Then each is taken for when its row is expected to start: the first now, the second
+    # 15 ms later, the third 30 ms later, and each sender records that as its last send
+    step = sends_15_ms_apart
+    expected = [now, now + step, now + 2 * step]
+    assert [turns.taken[row.id] for row in rows] == expected
+    assert [clock_module.as_utc(last_send(name)) for name in sorted(ids)] == expected
+
+
+def test_a_turn_is_taken_at_most_40_ms_ahead(db, clock, env, monkeypatch):
+    # Given four senders with a row due, and sends in a window lately 30 ms apart
+    monkeypatch.setattr(pacing, "_send_interval", 0.030)
+    ids = accounts_with_senders(4, rows=2, spacing=2)
+    delivery.deliver_many([i for rows in ids.values() for i in rows])
+    clock.advance(SPACING)
+    rows = [OutboxMessage.get_by_id(rows[1]) for rows in ids.values()]
+    now = clock_module.now()
+    # When their turns are taken together
+    turns = pacing.take_turns(rows, now)
+    # Then the third and fourth are taken 40 ms ahead, not 60 and 90: a row that late moves
+    # its turn to its start, as before
+    ahead = [(turns.taken[row.id] - now).total_seconds() for row in rows]
+    assert ahead == [0.0, 0.03, 0.04, 0.04]
+
+
+def test_a_send_starting_before_its_expected_start_keeps_its_turn(
+    db, clock, env, sends_15_ms_apart
+):
+    # Given a row whose turn was taken for 30 ms from now (third in its window)
+    ids = three_senders_due(clock)
+    rows = [OutboxMessage.get_by_id(rows[1]) for rows in ids.values()]
+    now = clock_module.now()
+    taken = pacing.take_turns(rows, now).taken[rows[2].id]
+    assert taken == now + 2 * sends_15_ms_apart
+    # When its send starts earlier than that (the sends before it were quick)
+    kept = pacing.keep_turn(rows[2], taken, now + timedelta(milliseconds=5))
+    # Then the turn is kept, counting from the later time: the sender's next send waits its
+    # spacing from then, so the far end sees a longer gap, never a shorter one
+    assert kept == taken
+    assert clock_module.as_utc(last_send("whatsapp:s2")) == taken
+    # And one starting more than TURN_KEPT_FOR after it moves the turn to its start
+    late = taken + pacing.TURN_KEPT_FOR + timedelta(milliseconds=1)
+    assert pacing.keep_turn(rows[2], taken, late) == late
+
+
+def test_the_window_measures_how_far_apart_its_sends_start(db, clock, env, monkeypatch):
+    # Given a channel whose sends take 20 ms each, and three senders with a row due
+    channel = SlowChannel(clock, timedelta(milliseconds=20))
+    monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: channel)
+    ids = three_senders_due(clock)
+    pacing.forget()  # what the senders' first sends measured is dropped
+    # When one window sends the three rows let go together, one after another
+    delivery.deliver_many([rows[1] for rows in ids.values()])
+    # Then the next windows expect what it measured: two intervals of 20 ms, a tenth of each
+    # into the moving average, 3.8 ms a place
+    assert pacing._send_interval == pytest.approx(0.0038)
+
+
+def test_turns_taken_ahead_never_bring_a_senders_sends_closer(
+    db, clock, env, whatsapp, monkeypatch
+):
+    # Given three senders paced at exactly 2 s with five rows each, and sends in a window
+    # lately 30 ms apart
+    monkeypatch.setattr(pacing, "_send_interval", 0.030)
+    ids = accounts_with_senders(3, rows=5, spacing=2)
+    every = [i for rows in ids.values() for i in rows]
+    # When every row is delivered as the broker would, each due window's turns taken together
+    play_deliveries(every, clock)
+    # Then each row went once, and each sender's sends are its spacing and the guard apart
+    assert sorted(m.idempotency_key for _, m in whatsapp.sent) == sorted(
+        f"a{n}-{k}" for n in range(3) for k in range(5)
+    )
+    for name in ids:
+        times = [when for when, m in whatsapp.sent if m.sender == name]
+        assert len(times) == 5
+        assert all(gap >= SPACING.total_seconds() for gap in gaps(times)), (name, gaps(times))

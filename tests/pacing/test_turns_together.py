@@ -6,8 +6,9 @@ taken is the row's for a moment only: a send starting later (the window's sends 
 slow) moves the turn to its start, or, when another send of its sender was let go meanwhile,
 takes its turn again. Each turn is taken for when its row is expected to start (the sends
 before it in the window take time, as lately measured), at most 40 ms ahead. A sender not
-quiet, or paused, is left out, and its row takes its turn as before. The read before the claim keeps what it read of each sender and account, so the
-claimed rows' checks read neither again.
+quiet, or paused, is left out, and its row takes its turn as before. The read before the
+claim keeps what it read of each sender and account, so the claimed rows' checks read neither
+again.
 """
 
 from __future__ import annotations

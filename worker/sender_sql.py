@@ -61,13 +61,13 @@ def write_if_unchanged(sender_id: int, version: int, values: dict[str, object]) 
     return bool(cursor.rowcount)
 
 
-def _last_send_set(param: str, where: str, senders: int = 1) -> str:
+def _last_send_set(param: str, where: str, senders: int = 1, value: str | None = None) -> str:
     """The statement that records a send of the sender named (of each of the `senders` named),
-    bumping its version, where `where` holds."""
+    at `value` (by default one parameter), bumping its version, where `where` holds."""
     last, version, name = _column("last_send_at"), _column("version"), _column("name")
     named = f"= {param}" if senders == 1 else f"IN ({', '.join([param] * senders)})"
     return (
-        f"UPDATE {_TABLE} SET {last} = {param}, {version} = {version} + 1 "
+        f"UPDATE {_TABLE} SET {last} = {value or param}, {version} = {version} + 1 "
         f"WHERE {name} {named} AND {where}"
     )
 
@@ -91,14 +91,10 @@ def go_if_quiet(name: str, now: datetime, quiet_before: datetime) -> bool:
 @lru_cache(maxsize=64)
 def _go_many_sql(param: str, senders: int) -> str:
     last, paused, name = _column("last_send_at"), _column("paused_until"), _column("name")
-    version = _column("version")
-    cases = " ".join([f"WHEN {param} THEN {param}"] * senders)
-    named = ", ".join([param] * senders)
-    return (
-        f"UPDATE {_TABLE} SET {last} = CASE {name} {cases} END, {version} = {version} + 1 "
-        f"WHERE {name} IN ({named}) AND ({paused} IS NULL OR {paused} <= {param}) "
-        f"AND ({last} IS NULL OR {last} <= CASE {name} {cases} END) RETURNING {name}"
-    )
+    # Per sender: the start its send is recorded at, then the time its last send must be before.
+    each = f"CASE {name} {' '.join([f'WHEN {param} THEN {param}'] * senders)} END"
+    where = f"({paused} IS NULL OR {paused} <= {param}) AND ({last} IS NULL OR {last} <= {each})"
+    return f"{_last_send_set(param, where, senders, value=each)} RETURNING {name}"
 
 
 def go_if_quiet_many(

@@ -2,10 +2,10 @@
 
 A paced sender hands out slots one after another, each a random spacing (between its minimum
 and maximum) after the previous one, plus a little slack (SLOT_SLACK_SHARE), at most its daily
-cap per day. The sequence lives on the
-sender's row in the database and moves only by a conditional update on the row's `version`
-(read, work out the next slot, write it if nobody wrote in between, else read again), so every
-thread of every worker shares it, and it survives a restart of Redis or of every worker.
+cap per day. The sequence lives on the sender's row in the database and moves only by a
+conditional update on the row's `version` (read, work out the next slot, write it if nobody
+wrote in between, else read again), so every thread of every worker shares it, and it survives
+a restart of Redis or of every worker.
 
 A row holding a slot in the future waits for it on the broker (a delayed message), not in a
 thread. When it comes due, a second check keeps the sender quiet for at least the minimum

@@ -13,6 +13,14 @@ Only the queue changes with the lane: the actor is the same (``deliver_outbox_me
 retries go back on the lane the message was on (Dramatiq retries a message on its own queue),
 and a dead-lettered one sits in its lane's dead-letter set, requeued onto that lane.
 
+Rows put back until their slot on a paced sender are the exception: their deliveries wait on one
+queue of their own, ``delivery.paced``, whatever their account, and go in the order their slots
+come (the round-robin of ready senders). A sender's slots come no faster than its spacing, so an
+account takes that queue's turns in proportion to its ready senders, and a huge campaign's
+backlog waits for its later slots rather than ahead of other accounts' rows; and the rows of
+many accounts due in the same tenth of a second share a message, where spread over the lanes
+each would be a message of a few rows, fetched by a consumer polling its lane.
+
 The delivery actor is found by its name on the broker, not imported: the outbox, the delivery
 and pacing enqueue deliveries, and the actors (``worker.actors``, which import every kind of
 work) sit above all three. ``worker.actors.delivery`` declares the actor under this name, and
@@ -38,8 +46,18 @@ DELIVERY_GROUP = 50
 DELIVERY_QUEUE = "delivery"
 # Lanes that accounts' deliveries are spread over: accounts on different lanes take turns.
 DELIVERY_LANES = 8
-# Every queue a delivery can be on: the default one, then the lanes.
-DELIVERY_QUEUES = (DELIVERY_QUEUE, *(f"{DELIVERY_QUEUE}.lane{n}" for n in range(DELIVERY_LANES)))
+# The queue of rows put back until their slot on a paced sender, of every account.
+PACED_QUEUE = f"{DELIVERY_QUEUE}.paced"
+# Outbox ids per message of rows due on PACED_QUEUE: smaller than a group, so the rows due
+# together are sent by several threads at once rather than one after another by one, each
+# later than its slot (with 1,000 senders at 1 a second, 12 and 20 measured alike).
+PACED_GROUP = 12
+# Every queue a delivery can be on: the default one, the lanes, then the paced queue.
+DELIVERY_QUEUES = (
+    DELIVERY_QUEUE,
+    *(f"{DELIVERY_QUEUE}.lane{n}" for n in range(DELIVERY_LANES)),
+    PACED_QUEUE,
+)
 
 
 def lane_of(account_id: int | None) -> str:
@@ -52,11 +70,12 @@ def lane_of(account_id: int | None) -> str:
 def declare_lanes(broker: dramatiq.Broker) -> None:
     """Declare every lane on the broker, so that its workers consume them; on the project's
     Redis broker, deliveries put back for later wait as their rows' ids, and those due together
-    on a lane leave as one message (worker.redis_delays)."""
+    on a lane leave as one message (worker.redis_delays), of up to PACED_GROUP ids on the paced
+    queue."""
     for name in DELIVERY_QUEUES:
         broker.declare_queue(name)
     if isinstance(broker, OutreachRedisBroker):
-        broker.delays.move_ids_as(DELIVER_GROUP_ACTOR, DELIVERY_GROUP)
+        broker.delays.move_ids_as(DELIVER_GROUP_ACTOR, DELIVERY_GROUP, {PACED_QUEUE: PACED_GROUP})
 
 
 def delivery_actor() -> dramatiq.Actor:
@@ -65,10 +84,9 @@ def delivery_actor() -> dramatiq.Actor:
     return actor
 
 
-def _messages(outbox_ids: Sequence[int], account_id: int | None) -> Iterable[dramatiq.Message]:
-    """One message per group of up to DELIVERY_GROUP ids, on the account's lane."""
+def _messages(outbox_ids: Sequence[int], lane: str) -> Iterable[dramatiq.Message]:
+    """One message per group of up to DELIVERY_GROUP ids, on `lane`."""
     actor = delivery_actor()
-    lane = lane_of(account_id)
     ids = [int(outbox_id) for outbox_id in outbox_ids]
     for first in range(0, len(ids), DELIVERY_GROUP):
         message = actor.message(ids[first : first + DELIVERY_GROUP])
@@ -83,7 +101,7 @@ def enqueue_deliveries(outbox_ids: Sequence[int], *, account_id: int | None) -> 
     """The rows of one account (None: of no account), as groups of up to DELIVERY_GROUP ids on
     its lane, in one Redis round trip."""
     if outbox_ids:
-        enqueue_many(_messages(outbox_ids, account_id))
+        enqueue_many(_messages(outbox_ids, lane_of(account_id)))
 
 
 def enqueue_rows(rows: Iterable[tuple[int, int | None]]) -> None:
@@ -93,7 +111,9 @@ def enqueue_rows(rows: Iterable[tuple[int, int | None]]) -> None:
     for outbox_id, account_id in rows:
         by_account.setdefault(account_id, []).append(int(outbox_id))
     enqueue_many(
-        message for account_id, ids in by_account.items() for message in _messages(ids, account_id)
+        message
+        for account_id, ids in by_account.items()
+        for message in _messages(ids, lane_of(account_id))
     )
 
 
@@ -106,23 +126,28 @@ def enqueue_deliveries_later(
 
 def enqueue_many_later(deliveries: Iterable[tuple[Sequence[int], int | None, int | None]]) -> None:
     """(outbox ids, delay in ms or None, account id) each, as by
-    :func:`enqueue_deliveries_later`. On the project's Redis broker the delayed ones wait as ids
-    on their lanes, all in one round trip, and leave in groups of the rows due together
-    (``declare_lanes``), whoever put them back."""
+    :func:`enqueue_deliveries_later`, in one round trip (:func:`enqueue_later_on`)."""
+    enqueue_later_on([(ids, delay_ms, lane_of(account)) for ids, delay_ms, account in deliveries])
+
+
+def enqueue_later_on(deliveries: Iterable[tuple[Sequence[int], int | None, str]]) -> None:
+    """(outbox ids, delay in ms or None, queue: a lane or PACED_QUEUE) each. On the project's
+    Redis broker the delayed ones wait as ids on their queues, all in one round trip, and leave
+    in groups of the rows due together (``declare_lanes``), whoever put them back."""
     broker = dramatiq.get_broker()
     if not isinstance(broker, OutreachRedisBroker):
-        for outbox_ids, delay_ms, account_id in deliveries:
-            for message in _messages(outbox_ids, account_id):
+        for outbox_ids, delay_ms, lane in deliveries:
+            for message in _messages(outbox_ids, lane):
                 broker.enqueue(message, delay=delay_ms)
         return
     now = current_millis()
     waiting: dict[str, list[tuple[int, int]]] = {}
-    for outbox_ids, delay_ms, account_id in deliveries:
+    for outbox_ids, delay_ms, lane in deliveries:
         if not delay_ms:
-            enqueue_deliveries(outbox_ids, account_id=account_id)
+            enqueue_many(_messages(outbox_ids, lane))
             continue
-        lane = waiting.setdefault(lane_of(account_id), [])
-        lane += [(int(outbox_id), now + delay_ms) for outbox_id in outbox_ids]
+        due = waiting.setdefault(lane, [])
+        due += [(int(outbox_id), now + delay_ms) for outbox_id in outbox_ids]
     broker.delays.add_ids(waiting)
 
 

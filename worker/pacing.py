@@ -28,7 +28,7 @@ from storage.models.senders import Sender
 from storage.settings import Settings, get_settings
 from worker import outbox_sql, read_cache, sender_sql
 from worker.channels.base import SendError
-from worker.delivery_queue import enqueue_many_later
+from worker.delivery_queue import PACED_QUEUE, enqueue_later_on, lane_of
 from worker.hours import ALWAYS, SendingHours, parse_hours
 from worker.logging import get_logger
 from worker.senders import (
@@ -452,27 +452,29 @@ def send_ended(row: OutboxMessage, granted: datetime, settings: Settings | None 
 
 
 def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:
-    """The deferred rows' deliveries, each delayed to its time, on its account's lane (on
-    Redis, rows of a lane due together leave as one message). Their rows say when they are due
+    """The deferred rows' deliveries, each delayed to its time: a row holding a slot on the
+    paced queue (worker.delivery_queue.PACED_QUEUE), any other on its account's lane (on Redis,
+    rows of a queue due together leave as one message). Their rows say when they are due
     (`enqueued_at`), so the relay leaves them be until well after that, and a lost message is
     enqueued again by the relay."""
     from worker.broker import is_embedded
 
-    by_time: dict[tuple[datetime, int | None], list[int]] = {}
+    by_time: dict[tuple[datetime, str], list[int]] = {}
     for deferral in deferrals:
-        by_time.setdefault((deferral.until, deferral.account_id), []).append(deferral.outbox_id)
+        queue = PACED_QUEUE if deferral.hold is not None else lane_of(deferral.account_id)
+        by_time.setdefault((deferral.until, queue), []).append(deferral.outbox_id)
     now = clock.now()
     embedded = is_embedded()
     deliveries = []
-    for (until, account_id), ids in sorted(by_time.items(), key=lambda item: item[0][0]):
+    for (until, queue), ids in sorted(by_time.items(), key=lambda item: item[0][0]):
         # Rounded up: a delivery that fired a moment before its time would be deferred again.
         delay = max(0, math.ceil((until - now).total_seconds() * 1000))
         if embedded and delay > EMBEDDED_MAX_DELAY_MS:
             log.info("pacing.left_to_relay", count=len(ids), until=until.isoformat())
             continue
-        deliveries.append((ids, delay or None, account_id))
+        deliveries.append((ids, delay or None, queue))
     # One round trip for every delayed delivery of the window.
-    enqueue_many_later(deliveries)
+    enqueue_later_on(deliveries)
 
 
 # WAHA's answer for "stop contacting new people for a while".

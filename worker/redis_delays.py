@@ -14,10 +14,10 @@ its queue. What is not kept: a Redis restart loses delayed messages as it loses 
 
 Delayed ids: a delivery put back until its row's time (every paced send is one) waits as the
 row's id alone, in the sorted set ``<queue>.delayed.ids``, and the ids of a queue that come due
-together leave as one message of the batching actor (up to its batch size each). Each due row
-would otherwise cost a message of its own (its fetch, its ack, a claim and an outcome
-statement), and rows of different senders that come due at the same moment could never share
-one. An id added again waits for its latest time only: a row needs one delivery.
+together leave as one message of the batching actor (up to its batch size each, which may differ
+by queue). Each due row would otherwise cost a message of its own (its fetch, its ack, a claim
+and an outcome statement), and rows of different senders that come due at the same moment could
+never share one. An id added again waits for its latest time only: a row needs one delivery.
 """
 
 from __future__ import annotations
@@ -59,23 +59,24 @@ end
 # gave 879 to 900 sends a second, 0.05 s 844 to 870, 0.2 s 842 and 848, 0.025 s 702 and 718.
 MOVE_EVERY_SECONDS = 0.1
 
-# ARGV: the namespace, now (ms), how many a queue at most, the ids a made message holds at
-# most (0: ids are not moved), the number of parts of a made message's body, those parts (text,
-# then the name of the value that follows it: Q, IDS, MID, TS, then text...), then the queues.
+# ARGV: the namespace, now (ms), how many a queue at most, the number of parts of a made
+# message's body, those parts (text, then the name of the value that follows it: Q, IDS, MID,
+# TS, then text...), then each queue and the ids a message made on it holds at most (0: its ids
+# are not moved).
 _MOVE_DUE = """
-local namespace, now, most = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local per_message, parts = tonumber(ARGV[4]), tonumber(ARGV[5])
+local namespace, now, most, parts = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local moved = 0
 local function made(name, ids, first, last, mid)
     local values = {Q = name, IDS = table.concat(ids, ",", first, last), MID = mid, TS = now}
     local body = {}
-    for p = 6, 5 + parts do
-        body[#body + 1] = ((p - 6) % 2 == 0) and ARGV[p] or values[ARGV[p]]
+    for p = 5, 4 + parts do
+        body[#body + 1] = ((p - 5) % 2 == 0) and ARGV[p] or values[ARGV[p]]
     end
     return table.concat(body)
 end
-for q = 6 + parts, #ARGV do
+for q = 5 + parts, #ARGV, 2 do
     local queue = namespace .. ":" .. ARGV[q]
+    local per_message = tonumber(ARGV[q + 1])
     local delayed, bodies = queue .. ".delayed", queue .. ".delayed.msgs"
     local ids = redis.call("zrangebyscore", delayed, "-inf", now, "LIMIT", 0, most)
     for _, id in ipairs(ids) do
@@ -158,8 +159,10 @@ class Delays:
         self._move_due = client.register_script(_MOVE_DUE)
         self._moved_at = 0.0
         self._moving = threading.Lock()
-        # How this process writes the messages of delayed ids (none: it leaves them waiting).
+        # How this process writes the messages of delayed ids (none: it leaves them waiting),
+        # and how many ids such a message holds at most, by queue.
         self._ids_per_message = 0
+        self._ids_per_message_on: dict[str, int] = {}
         self._body_parts: list[str] = []
 
     def keys(self, queue_name: str) -> tuple[str, str, str]:
@@ -168,11 +171,15 @@ class Delays:
         key = f"{self.namespace}:{queue_name}"
         return key + DELAYED_SUFFIX, key + BODIES_SUFFIX, key + IDS_SUFFIX
 
-    def move_ids_as(self, actor_name: str, per_message: int) -> None:
-        """Due ids leave as messages of `actor_name`, up to `per_message` ids each, its one
-        argument the list of them (until this is called, a process moves none)."""
+    def move_ids_as(
+        self, actor_name: str, per_message: int, on: Mapping[str, int] | None = None
+    ) -> None:
+        """Due ids leave as messages of `actor_name`, up to `per_message` ids each (on the
+        queues named in `on`, up to the number given there), its one argument the list of them
+        (until this is called, a process moves none)."""
         self._body_parts = body_parts(actor_name)
         self._ids_per_message = per_message
+        self._ids_per_message_on = dict(on or {})
 
     def add_ids(self, due: Mapping[str, Sequence[tuple[int, int]]]) -> None:
         """Per queue, (id, due time in ms) each: one round trip for all of them."""
@@ -203,8 +210,11 @@ class Delays:
         if not names:
             return 0
         parts = self._body_parts
-        args = [self.namespace, now_ms, MOVE_AT_MOST, self._ids_per_message, len(parts), *parts]
-        return int(self._move_due(args=[*args, *names]))
+        args: list[Any] = [self.namespace, now_ms, MOVE_AT_MOST, len(parts), *parts]
+        for name in names:
+            per_message = self._ids_per_message_on.get(name, self._ids_per_message)
+            args += [name, per_message]
+        return int(self._move_due(args=args))
 
     def move_due_now_and_then(self, queue_names: Callable[[], Iterable[str]]) -> None:
         """move_due, unless this process did within MOVE_EVERY_SECONDS or is doing it now."""

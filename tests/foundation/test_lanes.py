@@ -1,17 +1,29 @@
 """Fair shares: each account's deliveries go on its own lane (a Dramatiq queue), a message of
 no account on the default delivery queue; whatever enqueues a delivery again (the relay, a
-deferral) keeps the account's lane, and a delivery message never mixes accounts."""
+deferral) keeps the account's lane, but a row put back until its slot on a paced sender, which
+waits on the paced queue; and a delivery message never mixes accounts."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from dramatiq import Message
+
 from storage.models import Account, OutboxMessage
 from tests.lanes import delivery_messages
+from tests.pacing.helpers import TimedChannel
+from worker import delivery
 from worker.delivery import Outcome, deliver_many
-from worker.delivery_queue import DELIVERY_GROUP, DELIVERY_LANES, DELIVERY_QUEUE, lane_of
+from worker.delivery_queue import (
+    DELIVERY_GROUP,
+    DELIVERY_LANES,
+    DELIVERY_QUEUE,
+    PACED_QUEUE,
+    lane_of,
+)
 from worker.outbox import Outgoing, queue_message, queue_messages
 from worker.outbox_relay import relay
+from worker.senders import configure_sender
 
 
 def new_account(clock, name: str, hours: str = "always") -> int:
@@ -93,3 +105,37 @@ def test_a_deferred_delivery_waits_on_its_accounts_lane(db, clock, stub_broker):
     # Then its delayed delivery is on the account's lane's delayed queue, nowhere else
     delayed = [name for name, queue in stub_broker.queues.items() if queue.qsize()]
     assert delayed == [f"{lane_of(account)}.DQ"]
+
+
+def test_rows_put_back_until_their_slot_wait_on_the_paced_queue_whatever_their_account(
+    db, clock, stub_broker, monkeypatch
+):
+    # Given two accounts on different lanes, each with its own WhatsApp sender paced at 30 s,
+    # and three messages queued on each
+    channel = TimedChannel()
+    monkeypatch.setattr(delivery, "get_channel", lambda name, settings=None: channel)
+    first, second = new_account(clock, "First"), new_account(clock, "Second")
+    assert lane_of(first) != lane_of(second)
+    ids = []
+    for account in (first, second):
+        configure_sender(f"whatsapp:s{account}", account_id=account, min_spacing=30)
+        whatsapp = [
+            Outgoing(f"w{account}-{n}", "whatsapp", f"+336123{account:02d}{n:03d}", "hi")
+            for n in range(3)
+        ]
+        ids += [row.id for row in queue_messages(whatsapp, account_id=account)]
+    stub_broker.flush_all()
+    # When their deliveries run
+    outcomes = {**deliver_many(ids[:3]), **deliver_many(ids[3:])}
+    # Then the first of each goes, and the others wait for their slots on the paced queue,
+    # both accounts' rows, none on a lane
+    assert [outcomes[i] for i in ids] == [Outcome.SENT, *[Outcome.DEFERRED] * 2] * 2
+    delayed = sorted(name for name, queue in stub_broker.queues.items() if queue.qsize())
+    assert delayed == [f"{PACED_QUEUE}.DQ"]
+    waiting = [
+        i
+        for body in stub_broker.queues[f"{PACED_QUEUE}.DQ"].queue
+        for i in Message.decode(body).args[0]
+    ]
+    assert sorted(waiting) == sorted(ids[1:3] + ids[4:])
+    assert all(OutboxMessage.get_by_id(i).not_before is not None for i in waiting)

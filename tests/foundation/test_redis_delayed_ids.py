@@ -20,6 +20,9 @@ from tests.foundation.test_redis_delays import moved_at_once
 from worker.delivery_queue import (
     DELIVER_GROUP_ACTOR,
     DELIVERY_GROUP,
+    PACED_GROUP,
+    PACED_QUEUE,
+    enqueue_later_on,
     enqueue_many_later,
     lane_of,
 )
@@ -76,6 +79,30 @@ def test_due_rows_leave_in_groups_in_the_order_they_came_due(any_redis_broker):
     assert [len(m.args[0]) for m in messages] == [DELIVERY_GROUP, DELIVERY_GROUP, 7]
     assert [i for m in messages for i in m.args[0]] == list(range(count))
     assert len({m.message_id for m in messages}) == 3
+
+
+def test_rows_due_on_the_paced_queue_leave_in_smaller_messages_whatever_their_account(
+    any_redis_broker,
+):
+    # Given 30 rows of accounts on every lane put back until their slots on the paced queue,
+    # and as many put back on one account's lane
+    broker = any_redis_broker
+    count = 30
+    enqueue_later_on([([n], 1_000 + n, PACED_QUEUE) for n in range(count)])
+    enqueue_later_on([([100 + n], 1_000 + n, lane_of(3)) for n in range(count)])
+    assert broker.delays.count(PACED_QUEUE) == count
+    # When they are all due
+    broker.delays.move_due([PACED_QUEUE, lane_of(3)], current_millis() + 10_000)
+    # Then the paced queue's leave in messages of PACED_GROUP, in the order of their times,
+    # and the lane's in one message of up to a group
+    paced = _on_queue(broker, PACED_QUEUE)
+    assert PACED_GROUP < count <= DELIVERY_GROUP
+    assert [len(m.args[0]) for m in paced] == [PACED_GROUP] * (count // PACED_GROUP) + (
+        [count % PACED_GROUP] if count % PACED_GROUP else []
+    )
+    assert [i for m in paced for i in m.args[0]] == list(range(count))
+    assert all(m.queue_name == PACED_QUEUE for m in paced)
+    assert [m.args for m in _on_queue(broker, lane_of(3))] == [([100 + n for n in range(count)],)]
 
 
 def test_a_row_put_back_twice_waits_for_its_latest_time_once(any_redis_broker):

@@ -30,6 +30,7 @@ from tests.pacing.helpers import (
 )
 from worker import delivery, pacing, sender_sql, senders
 from worker.delivery import Outcome
+from worker.delivery_queue import PACED_QUEUE
 
 # Slots exactly a spacing and the guard apart: these tests count turns, not the slack.
 pytestmark = pytest.mark.usefixtures("no_slot_slack")
@@ -40,9 +41,9 @@ SPACING = timedelta(seconds=2) + senders.SPACING_GUARD
 
 @pytest.fixture
 def put_back(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Sequence[int], int | None, object]]:
-    """Every delayed delivery the pacing enqueues from now on: (ids, delay in ms, account)."""
+    """Every delayed delivery the pacing enqueues from now on: (ids, delay in ms, queue)."""
     asked: list[tuple[Sequence[int], int | None, object]] = []
-    monkeypatch.setattr(pacing, "enqueue_many_later", lambda many: asked.extend(many))
+    monkeypatch.setattr(pacing, "enqueue_later_on", lambda many: asked.extend(many))
     return asked
 
 
@@ -80,7 +81,7 @@ def test_a_row_whose_sender_sent_late_waits_for_its_quiet_time_unclaimed(
     # Then it is put back until the sender is quiet (2.02 s after that send), unclaimed: the
     # row is not written, and nothing is sent
     assert outcomes == {second: Outcome.DEFERRED}
-    assert put_back == [([second], 1520, None)]
+    assert put_back == [([second], 1520, PACED_QUEUE)]
     assert outbox_writes(statements) == []
     row = OutboxMessage.get_by_id(second)
     assert (row.status, row.attempts) == (QUEUED, before.attempts)
@@ -107,7 +108,7 @@ def test_of_two_due_rows_of_one_sender_the_second_waits_a_spacing_after_the_firs
     outcomes = delivery.deliver_many(ids[1:])
     # Then the first of them goes, and the second is put back, unclaimed, a spacing after it
     assert outcomes == {ids[1]: Outcome.SENT, ids[2]: Outcome.DEFERRED}
-    assert put_back == [([ids[2]], 2020, None)]
+    assert put_back == [([ids[2]], 2020, PACED_QUEUE)]
     assert OutboxMessage.get_by_id(ids[2]).attempts == attempts
     # And played out, all three are sent once, 2 s apart at least
     put_back.clear()
@@ -127,7 +128,7 @@ def test_rows_of_one_sender_are_given_their_slots_without_being_claimed(
     outcomes = delivery.deliver_many(ids)
     # Then the first goes now, and the nine others wait for their slots, 2.02 s apart
     assert [outcomes[i] for i in ids] == [Outcome.SENT] + [Outcome.DEFERRED] * 9
-    assert put_back == [([i], 2020 * n, None) for n, i in enumerate(ids[1:], start=1)]
+    assert put_back == [([i], 2020 * n, PACED_QUEUE) for n, i in enumerate(ids[1:], start=1)]
     rows = [OutboxMessage.get_by_id(i) for i in ids[1:]]
     now = clock_module.now()
     assert [clock_module.as_utc(r.not_before) for r in rows] == [
@@ -205,7 +206,7 @@ def test_a_row_late_by_a_spacing_takes_the_senders_next_free_slot_unclaimed(
     row = OutboxMessage.get_by_id(second)
     assert (row.status, row.attempts) == (QUEUED, held_before.attempts)
     assert row.not_before == free
-    assert put_back == [([second], 3000, None)]
+    assert put_back == [([second], 3000, PACED_QUEUE)]
     sender = Sender.get(Sender.name == SENDER)
     assert sender.next_slot_at == free + SPACING
     assert len(whatsapp.sent) == 1

@@ -16,6 +16,7 @@ from tests.pacing.helpers import TimedChannel, gaps, play_deliveries, queue_what
 from worker import delivery, pacing, senders
 from worker.channels import TransientSendError
 from worker.delivery import Outcome
+from worker.delivery_queue import PACED_QUEUE
 from worker.outbox import Outgoing, queue_messages
 from worker.outbox_relay import relay
 
@@ -25,10 +26,11 @@ def test_a_whatsapp_batch_leaves_30_to_60_seconds_apart(db, clock, env, whatsapp
     ids = queue_whatsapp(10)
     # When the first delivery runs
     outcomes = delivery.deliver_many(ids)
-    # Then one goes at once, and the nine others are put back with a delay, not slept on
+    # Then one goes at once, and the nine others are put back with a delay, not slept on: on
+    # the paced queue, each holding its slot
     assert sorted(outcomes.values()).count(Outcome.SENT) == 1
     assert list(outcomes.values()).count(Outcome.DEFERRED) == 9
-    assert fakeredis_broker.delays.count("delivery") == 9
+    assert fakeredis_broker.delays.count(PACED_QUEUE) == 9
     # When every delayed delivery fires at its time
     play_deliveries(ids, clock)
     # Then each was sent once, 30 to 60 s after the previous one

@@ -20,6 +20,7 @@ from storage.settings import get_settings
 from tests.pacing.helpers import SlowChannel, gaps, play_deliveries, queue_whatsapp
 from worker import delivery, senders
 from worker.delivery import Outcome
+from worker.delivery_queue import PACED_QUEUE
 
 # Slots exactly a spacing and the guard apart: these tests count turns, not the slack.
 pytestmark = pytest.mark.usefixtures("no_slot_slack")
@@ -144,11 +145,12 @@ def test_a_deferral_is_never_delayed_less_than_its_wait(db, clock, monkeypatch):
     from worker import pacing as pacing_module
 
     asked: list[tuple[object, object, object]] = []
-    monkeypatch.setattr(pacing_module, "enqueue_many_later", lambda many: asked.extend(many))
+    monkeypatch.setattr(pacing_module, "enqueue_later_on", lambda many: asked.extend(many))
     until = clock_module.now() + timedelta(microseconds=400)
     deferral = pacing_module.Deferral(7, 1, until, until, "spacing", account_id=3)
     # When its delivery is enqueued
     pacing_module.enqueue_deferred([deferral])
     # Then it is delayed a whole millisecond, not 0 (which would fire it early, to be deferred
     # again)
-    assert asked == [([7], 1, 3)]
+    # (on the paced queue: the row holds a slot)
+    assert asked == [([7], 1, PACED_QUEUE)]

@@ -84,13 +84,14 @@ def delivery_actor() -> dramatiq.Actor:
     return actor
 
 
-def _messages(outbox_ids: Sequence[int], lane: str) -> Iterable[dramatiq.Message]:
-    """One message per group of up to DELIVERY_GROUP ids, on `lane`."""
+def _messages(outbox_ids: Sequence[int], queue: str) -> Iterable[dramatiq.Message]:
+    """One message per group of up to DELIVERY_GROUP ids, on `queue` (a lane, the default
+    queue or the paced one)."""
     actor = delivery_actor()
     ids = [int(outbox_id) for outbox_id in outbox_ids]
     for first in range(0, len(ids), DELIVERY_GROUP):
         message = actor.message(ids[first : first + DELIVERY_GROUP])
-        yield message if lane == message.queue_name else message.copy(queue_name=lane)
+        yield message if queue == message.queue_name else message.copy(queue_name=queue)
 
 
 def enqueue_delivery(outbox_id: int, *, account_id: int | None) -> None:
@@ -136,17 +137,17 @@ def enqueue_later_on(deliveries: Iterable[tuple[Sequence[int], int | None, str]]
     in groups of the rows due together (``declare_lanes``), whoever put them back."""
     broker = dramatiq.get_broker()
     if not isinstance(broker, OutreachRedisBroker):
-        for outbox_ids, delay_ms, lane in deliveries:
-            for message in _messages(outbox_ids, lane):
+        for outbox_ids, delay_ms, queue in deliveries:
+            for message in _messages(outbox_ids, queue):
                 broker.enqueue(message, delay=delay_ms)
         return
     now = current_millis()
     waiting: dict[str, list[tuple[int, int]]] = {}
-    for outbox_ids, delay_ms, lane in deliveries:
+    for outbox_ids, delay_ms, queue in deliveries:
         if not delay_ms:
-            enqueue_many(_messages(outbox_ids, lane))
+            enqueue_many(_messages(outbox_ids, queue))
             continue
-        due = waiting.setdefault(lane, [])
+        due = waiting.setdefault(queue, [])
         due += [(int(outbox_id), now + delay_ms) for outbox_id in outbox_ids]
     broker.delays.add_ids(waiting)
 

@@ -89,6 +89,19 @@ def worker_process(
         yield proc
 
 
+# What each of a worker command's processes logs once it consumes.
+WORKER_READY = "Worker process is ready for action."
+
+
+def wait_ready(log_path: Path, processes: int = 1, timeout: float = 60) -> None:
+    """Until the worker command logging to `log_path` has its processes consuming."""
+
+    def ready() -> bool:
+        return log_path.exists() and log_path.read_text().count(WORKER_READY) >= processes
+
+    wait_until(ready, timeout=timeout, interval=0.1, what=f"the worker logging to {log_path}")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -22,7 +22,7 @@ from uuid import uuid4
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
-from dramatiq.common import current_millis, dq_name
+from dramatiq.common import compute_backoff, current_millis, dq_name
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from worker.logging import get_logger
@@ -36,11 +36,32 @@ class _Consumer(_RedisConsumer):
         while True:
             if not self.message_cache:
                 self._move_due()
+                if not self._fetch():
+                    return self._idle()
             try:
                 return super().__next__()
             except DecodeError as exc:
                 # The rest of the fetched messages are still in the cache: carry on with them.
                 self._dead_letter(exc)
+
+    def _fetch(self) -> bool:
+        """Dramatiq's prefetch: up to what this consumer may hold; whether any came."""
+        if self.outstanding_message_count < self.prefetch:
+            try:
+                wanted = self.prefetch - self.outstanding_message_count
+                self.message_cache = self.broker.do_fetch(self.queue_name, wanted)
+            except redis.ConnectionError as error:
+                raise ConnectionClosed(error) from None
+        return bool(self.message_cache)
+
+    def _idle(self) -> None:
+        """Dramatiq's polling backoff, cut short when this process moves due messages onto
+        the queue: a delayed delivery is fetched as it comes due, not up to a backoff later."""
+        self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
+        filled = self.broker.delays.filled(self.queue_name)
+        if filled.wait(backoff_ms / 1000):
+            filled.clear()
+            self.misses = 0
 
     def _move_due(self) -> None:
         """Before a fetch: the delayed messages that are due, onto their queues."""

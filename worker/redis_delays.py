@@ -62,10 +62,10 @@ MOVE_EVERY_SECONDS = 0.1
 # ARGV: the namespace, now (ms), how many a queue at most, the number of parts of a made
 # message's body, those parts (text, then the name of the value that follows it: Q, IDS, MID,
 # TS, then text...), then each queue and the ids a message made on it holds at most (0: its ids
-# are not moved).
+# are not moved). Returns each queue given messages and how many: queue, count, queue...
 _MOVE_DUE = """
 local namespace, now, most, parts = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local moved = 0
+local filled = {}
 local function made(name, ids, first, last, mid)
     local values = {Q = name, IDS = table.concat(ids, ",", first, last), MID = mid, TS = now}
     local body = {}
@@ -78,6 +78,7 @@ for q = 5 + parts, #ARGV, 2 do
     local queue = namespace .. ":" .. ARGV[q]
     local per_message = tonumber(ARGV[q + 1])
     local delayed, bodies = queue .. ".delayed", queue .. ".delayed.msgs"
+    local moved = 0
     local ids = redis.call("zrangebyscore", delayed, "-inf", now, "LIMIT", 0, most)
     for _, id in ipairs(ids) do
         local body = redis.call("hget", bodies, id)
@@ -105,8 +106,12 @@ for q = 5 + parts, #ARGV, 2 do
             moved = moved + 1
         end
     end
+    if moved > 0 then
+        filled[#filled + 1] = ARGV[q]
+        filled[#filled + 1] = moved
+    end
 end
-return moved
+return filled
 """
 
 # The placeholders of a made message's body, as the script names their values.
@@ -164,6 +169,7 @@ class Delays:
         self._ids_per_message = 0
         self._ids_per_message_on: dict[str, int] = {}
         self._body_parts: list[str] = []
+        self._filled: dict[str, threading.Event] = {}
 
     def keys(self, queue_name: str) -> tuple[str, str, str]:
         """The sorted set and the bodies of `queue_name`'s delayed messages, and the sorted set
@@ -205,7 +211,8 @@ class Delays:
             pipe.execute()
 
     def move_due(self, queue_names: Iterable[str], now_ms: int) -> int:
-        """Put each queue's due messages on it; how many there were."""
+        """Put each queue's due messages on it, and wake this process's consumers of the
+        queues given some (filled); how many there were."""
         names = list(queue_names)
         if not names:
             return 0
@@ -214,7 +221,18 @@ class Delays:
         for name in names:
             per_message = self._ids_per_message_on.get(name, self._ids_per_message)
             args += [name, per_message]
-        return int(self._move_due(args=args))
+        given = self._move_due(args=args)
+        for name in given[::2]:
+            self.filled(name.decode() if isinstance(name, bytes) else name).set()
+        return sum(int(count) for count in given[1::2])
+
+    def filled(self, queue_name: str) -> threading.Event:
+        """Set when this process moves messages onto the queue: its idle consumer fetches at
+        once instead of waiting out its polling backoff."""
+        event = self._filled.get(queue_name)
+        if event is None:
+            event = self._filled.setdefault(queue_name, threading.Event())
+        return event
 
     def move_due_now_and_then(self, queue_names: Callable[[], Iterable[str]]) -> None:
         """move_due, unless this process did within MOVE_EVERY_SECONDS or is doing it now."""

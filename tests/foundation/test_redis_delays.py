@@ -216,3 +216,36 @@ def test_a_retry_waits_its_backoff_in_redis_and_runs_again(any_redis_broker, mon
     assert attempts[1] - attempts[0] >= 0.15  # the backoff is jittered down to half
     assert broker.delays.count(queue) == 0
     assert broker.client.llen(f"{broker.namespace}:{queue}.DQ") == 0
+
+
+def test_an_idle_consumer_fetches_at_once_what_its_process_moves_onto_its_queue(
+    any_redis_broker,
+):
+    # Given a consumer of an actor's queue that found it empty so often that its next poll is
+    # up to a minute away, and a message delayed on that queue
+    broker = any_redis_broker
+    queue = _queue()
+    later = _idle_actor(queue)
+    consumer = broker.consume(queue, prefetch=1, timeout=60_000)
+    consumer.misses = 32
+    later.send_with_options(args=(7,), delay=60_000)
+
+    # When, while the consumer waits, its process moves the message onto the queue
+    def move_soon() -> None:
+        time.sleep(0.2)
+        broker.delays.move_due([queue], current_millis() + 61_000)
+
+    mover = threading.Thread(target=move_soon)
+    mover.start()
+    started = time.monotonic()
+    woken = next(consumer)
+    message = next(consumer)
+    waited = time.monotonic() - started
+    mover.join()
+    # Then its wait was cut short and it fetched the message, not a minute later
+    assert woken is None and message is not None
+    assert list(message.args) == [7]
+    assert waited < 10, waited
+    assert consumer.misses == 0
+    consumer.ack(message)
+    consumer.close()

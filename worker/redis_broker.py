@@ -1,5 +1,6 @@
-"""Dramatiq's Redis broker, with delayed messages kept in Redis until due (worker.redis_delays)
-and two changes to how messages are dead-lettered.
+"""Dramatiq's Redis broker, with delayed messages kept in Redis until due (worker.redis_delays),
+an idle consumer woken when its process moves due messages onto its queue (instead of sleeping
+out Dramatiq's polling backoff), and two changes to how messages are dead-lettered.
 
 - A body that cannot be read goes to the dead-letter queue. Dramatiq's consumer raises on a body
   that does not decode (bytes pushed into a queue by hand, a body written by something else): its

@@ -9,7 +9,8 @@ Here a delayed message's body waits in the hash ``<queue>.delayed.msgs`` and its
 set ``<queue>.delayed``, scored by its due time. The consumers of the queue move what is due
 onto the queue before they fetch (one script call for every queue, at most every
 MOVE_EVERY_SECONDS in a process), after which it is an ordinary message of
-its queue. What is not kept: a Redis restart loses delayed messages as it loses delay queues
+its queue; the process's idle consumers of the queues it filled are woken to fetch it
+(`Delays.filled`). What is not kept: a Redis restart loses delayed messages as it loses delay queues
 (the relay enqueues their rows again).
 
 Delayed ids: a delivery put back until its row's time (every paced send is one) waits as the

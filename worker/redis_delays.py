@@ -8,10 +8,10 @@ message (every paced send is one), with thousands of them held by each worker.
 Here a delayed message's body waits in the hash ``<queue>.delayed.msgs`` and its id in the sorted
 set ``<queue>.delayed``, scored by its due time. The consumers of the queue move what is due
 onto the queue before they fetch (one script call for every queue, at most every
-MOVE_EVERY_SECONDS in a process), after which it is an ordinary message of
-its queue; the process's idle consumers of the queues it filled are woken to fetch it
-(`Delays.filled`). What is not kept: a Redis restart loses delayed messages as it loses delay queues
-(the relay enqueues their rows again).
+MOVE_EVERY_SECONDS in a process), after which it is an ordinary message of its queue; the
+process's idle consumers of the queues it filled are woken to fetch it (`Delays.filled`). What
+is not kept: a Redis restart loses delayed messages as it loses delay queues (the relay enqueues
+their rows again).
 
 Delayed ids: a delivery put back until its row's time (every paced send is one) waits as the
 row's id alone, in the sorted set ``<queue>.delayed.ids``, and the ids of a queue that come due

@@ -351,6 +351,8 @@ def _send_claimed(
     results: list[ClaimOutcome] = []
     unsent: list[OutboxMessage] = []
     deferred: list[Deferral] = []
+    # The paced rows sent, each with the time its sender's quiet time counts from.
+    sent: list[tuple[OutboxMessage, datetime]] = []
     started = time.monotonic()
     reserved = _reserve(rows, settings)
     turns = _take_turns(rows, settings)
@@ -383,7 +385,9 @@ def _send_claimed(
         if deferral is None:
             last_start = _note_start(row.id in turns.taken, last_start)
             result, error = _attempt(row, get_channel(row.channel, settings))
-            _send_ended(row, granted, settings)
+            quiet_counts_from = _send_ended(row, granted, settings)
+            if quiet_counts_from is not None and row.not_before is not None:
+                sent.append((row, quiet_counts_from))
             if isinstance(error, TransientSendError):
                 deferral = _paused_by(row, error, settings)
         if deferral is not None:
@@ -394,6 +398,7 @@ def _send_claimed(
         outcomes[row.id] = Outcome.RETRY if result.status == QUEUED else Outcome(result.status)
         if error is not None:
             errors.append(error)
+    _next_rows_later(sent, settings)
     has_handlers = any(has_outcome_handlers(r.source) for r in rows)
     _record(results, unsent, deferred, has_handlers=has_handlers)
     return [row.id for row in unsent]
@@ -446,12 +451,25 @@ def _given_back(
     return unsent, holding
 
 
-def _send_ended(row: OutboxMessage, granted: datetime, settings: Settings) -> None:
-    """The sender's quiet time may start now (a paced one's); a failure only loses that."""
+def _send_ended(row: OutboxMessage, granted: datetime, settings: Settings) -> datetime | None:
+    """The sender's quiet time may start now (a paced one's): when it counts from, None should
+    recording it fail (a failure only loses that)."""
     try:
-        pacing.send_ended(row, granted, settings)
+        return pacing.send_ended(row, granted, settings)
     except Exception:
         log.exception("delivery.send_end_failed", outbox_id=row.id)
+        return None
+
+
+def _next_rows_later(sent: list[tuple[OutboxMessage, datetime]], settings: Settings) -> None:
+    """The next waiting rows of the senders that sent late, moved (pacing.next_rows_later);
+    a failure only leaves them where they were (they find their sender busy, and wait)."""
+    if not sent:
+        return
+    try:
+        pacing.next_rows_later(sent, settings)
+    except Exception:
+        log.exception("delivery.next_rows_later_failed", rows=len(sent))
 
 
 def _paused_by(

@@ -30,12 +30,15 @@ the lanes with it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 import dramatiq
 from dramatiq.common import current_millis
 
+from storage import clock
 from worker.enqueue import enqueue_many
 from worker.redis_broker import OutreachRedisBroker
+from worker.redis_delays import SLOTS_KEPT_MS
 
 # The actor that delivers a group of outbox rows (worker.actors.delivery).
 DELIVER_GROUP_ACTOR = "deliver_outbox_messages"
@@ -131,10 +134,16 @@ def enqueue_many_later(deliveries: Iterable[tuple[Sequence[int], int | None, int
     enqueue_later_on([(ids, delay_ms, lane_of(account)) for ids, delay_ms, account in deliveries])
 
 
-def enqueue_later_on(deliveries: Iterable[tuple[Sequence[int], int | None, str]]) -> None:
+def enqueue_later_on(
+    deliveries: Iterable[tuple[Sequence[int], int | None, str]],
+    held: Sequence[tuple[int, int, int]] = (),
+) -> None:
     """(outbox ids, delay in ms or None, queue: a lane or PACED_QUEUE) each. On the project's
     Redis broker the delayed ones wait as ids on their queues, all in one round trip, and leave
-    in groups of the rows due together (``declare_lanes``), whoever put them back."""
+    in groups of the rows due together (``declare_lanes``), whoever put them back. `held`:
+    (sender id, outbox id, slot in ms of the injected clock) of rows among them that wait on
+    PACED_QUEUE for a slot of their sender, kept with their sender's other slots
+    (move_next_rows_later)."""
     broker = dramatiq.get_broker()
     if not isinstance(broker, OutreachRedisBroker):
         for outbox_ids, delay_ms, queue in deliveries:
@@ -149,7 +158,32 @@ def enqueue_later_on(deliveries: Iterable[tuple[Sequence[int], int | None, str]]
             continue
         due = waiting.setdefault(queue, [])
         due += [(int(outbox_id), now + delay_ms) for outbox_id in outbox_ids]
-    broker.delays.add_ids(waiting)
+    slots: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for sender_id, outbox_id, slot_ms in held:
+        slots.setdefault((PACED_QUEUE, sender_id), []).append((outbox_id, slot_ms))
+    # Kept until a day after the last slot, at the latest.
+    ahead = max((slot_ms for _, _, slot_ms in held), default=0) - clock_millis()
+    broker.delays.add_ids(waiting, slots, SLOTS_KEPT_MS + max(0, ahead))
+
+
+def move_next_rows_later(moves: Iterable[tuple[int, int, int]]) -> None:
+    """(sender id, slot in ms of the injected clock, ms) each: a send of the sender, on that
+    slot, started that much later than the slot allowed for. Its next row waiting on
+    PACED_QUEUE comes due no sooner than its own slot plus as much, rather than find its sender
+    busy and be put back again (worker.redis_delays, "A sender's waiting rows"). Only on the
+    project's Redis broker, in one round trip."""
+    broker = dramatiq.get_broker()
+    if not isinstance(broker, OutreachRedisBroker):
+        return
+    # Due times in Redis are wall-clock ms; slots are the injected clock's.
+    offset = current_millis() - clock_millis()
+    later = [(sender_id, slot_ms, ms + offset) for sender_id, slot_ms, ms in moves]
+    broker.delays.move_later(PACED_QUEUE, later)
+
+
+def clock_millis(when: datetime | None = None) -> int:
+    """`when` (the injected clock's now by default) in ms since the epoch."""
+    return int((when or clock.now()).timestamp() * 1000)
 
 
 def first_backoff_ms() -> int:

@@ -28,7 +28,13 @@ from storage.models.senders import Sender
 from storage.settings import Settings, get_settings
 from worker import outbox_sql, read_cache, sender_sql
 from worker.channels.base import SendError
-from worker.delivery_queue import PACED_QUEUE, enqueue_later_on, lane_of
+from worker.delivery_queue import (
+    PACED_QUEUE,
+    clock_millis,
+    enqueue_later_on,
+    lane_of,
+    move_next_rows_later,
+)
 from worker.hours import ALWAYS, SendingHours, parse_hours
 from worker.logging import get_logger
 from worker.senders import (
@@ -69,6 +75,10 @@ TURN_AHEAD_AT_MOST = timedelta(milliseconds=40)
 # How much of each new measure of the time from one send's start to the next, in a window, the
 # expected time takes (a moving average, per process).
 SEND_INTERVAL_WEIGHT = 0.1
+# A send later than its slot (and its slack) allowed for moves its sender's next waiting row to
+# come due this long before its sender is quiet again: that row's own latency (its move onto
+# the queue, its fetch) most often makes up the rest, so it finds the sender quiet.
+NEXT_ROW_AHEAD = timedelta(milliseconds=30)
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,9 @@ class Deferral:
     reason: str
     # Whose row it is: its delayed delivery goes on that account's lane.
     account_id: int | None = None
+    # The paced sender whose slot it holds: kept with the sender's other slots (its next
+    # waiting row moves when a send of the sender is late, next_rows_later).
+    sender_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ class _SenderView:
     pacing: Pacing
     paused_until: datetime | None
     sending_hours: str | None
+    sender_id: int
 
 
 # The time from one send's start to the next in a window, as lately measured in this process.
@@ -124,7 +138,7 @@ def sender_view(name: str, channel: str, settings: Settings, fresh: bool = False
 
 def _view_of(sender: Sender, settings: Settings) -> _SenderView:
     paused = clock.as_utc(sender.paused_until) if sender.paused_until else None
-    return _SenderView(pacing_of(sender, settings), paused, sender.sending_hours)
+    return _SenderView(pacing_of(sender, settings), paused, sender.sending_hours, int(sender.id))
 
 
 def _keep_read(row: sender_sql.QueuedRow, settings: Settings) -> None:
@@ -218,7 +232,9 @@ def gate(
     if turn.go:
         return None
     assert turn.until is not None
-    return Deferral(row.id, row.attempts, turn.until, turn.hold, turn.reason, row.account_id)
+    return Deferral(
+        row.id, row.attempts, turn.until, turn.hold, turn.reason, row.account_id, view.sender_id
+    )
 
 
 @dataclass(frozen=True)
@@ -362,12 +378,8 @@ def not_yet(
             if row.sender_row is not None:
                 late.setdefault(name, []).append((row, quiet_from))
             continue
-        waiting.append(
-            Deferral(
-                row.outbox_id, row.attempts, quiet_from, row.not_before, "spacing", row.account_id
-            )
-        )
-    return waiting + _slots_ahead(fresh, now) + _slots_later(late, settings)
+        waiting.append(_put_back(row, quiet_from, row.not_before, view.sender_id))
+    return waiting + _slots_ahead(fresh, now, settings) + _slots_later(late, settings)
 
 
 def _may_take_a_slot(row: _Routed, view: _SenderView, now: datetime, settings: Settings) -> bool:
@@ -396,14 +408,21 @@ def _slots_for(
 
 
 def _slots_ahead(
-    fresh: Mapping[tuple[str, str], list[sender_sql.QueuedRow]], now: datetime
+    fresh: Mapping[tuple[str, str], list[sender_sql.QueuedRow]],
+    now: datetime,
+    settings: Settings,
 ) -> list[Deferral]:
     """Slots for rows holding none, several of one sender (_slots_for), written on the rows in
     one statement; the rows whose slot is to come wait for it."""
     given = _slots_for(fresh, now)
     held = outbox_sql.hold_queued([(row.outbox_id, slot) for row, slot in given])
+    sender_of = {
+        row.outbox_id: sender_view(name, channel, settings).sender_id
+        for (name, channel), rows in fresh.items()
+        for row in rows
+    }
     return [
-        Deferral(row.outbox_id, row.attempts, slot, slot, "spacing", row.account_id)
+        _put_back(row, slot, slot, sender_of[row.outbox_id])
         for row, slot in given
         if row.outbox_id in held and slot > now
     ]
@@ -431,24 +450,59 @@ def _slots_later(
         [(row.outbox_id, slot, row.not_before) for row, slot in moves if row.not_before]
     )
     return [
-        Deferral(row.outbox_id, row.attempts, slot, slot, "spacing", row.account_id)
+        _put_back(row, slot, slot, None if row.sender_row is None else int(row.sender_row.id))
         for row, slot in moves
         if row.outbox_id in moved
     ]
 
 
-def send_ended(row: OutboxMessage, granted: datetime, settings: Settings | None = None) -> None:
+def _put_back(
+    row: sender_sql.QueuedRow, until: datetime, slot: datetime | None, sender_id: int | None
+) -> Deferral:
+    """A row put back unclaimed until `until`, holding its sender's `slot`."""
+    return Deferral(row.outbox_id, row.attempts, until, slot, "spacing", row.account_id, sender_id)
+
+
+def send_ended(row: OutboxMessage, granted: datetime, settings: Settings | None = None) -> datetime:
     """After a send on a paced sender, let go at `granted`: a send that took longer than the
     guard the turns keep (worker.senders.SPACING_GUARD) makes the sender's quiet time count
     from its end, so the far end never sees a shorter gap; a quicker one is covered by the
-    guard, and costs no statement."""
+    guard, and costs no statement. Returns the time the sender's quiet time counts from."""
     ended = clock.now()
     if ended - granted <= SPACING_GUARD:
-        return
+        return granted
     settings = settings or get_settings()
     name = sender_name(row, settings)
     if sender_view(name, row.channel, settings).pacing.paced:
         senders_send_ended(name, ended)
+    return ended
+
+
+def next_rows_later(
+    sent: Sequence[tuple[OutboxMessage, datetime]], settings: Settings | None = None
+) -> None:
+    """After a window's sends, each (row, the time its sender's quiet time counts from, as
+    send_ended returned it): for a row of a paced sender that held a slot and went later than
+    its slot's slack allowed for, the sender's next waiting row comes due that much later, less
+    NEXT_ROW_AHEAD (worker.delivery_queue.move_next_rows_later). It would otherwise come due
+    while its sender is not quiet yet, and be put back once more (not_yet); a sender late once
+    would stay late, each of its rows going round twice."""
+    settings = settings or get_settings()
+    moves = []
+    for row, quiet_counts_from in sent:
+        if row.not_before is None:
+            continue
+        view = sender_view(sender_name(row, settings), row.channel, settings)
+        slot = clock.as_utc(row.not_before)
+        late = quiet_counts_from - slot - view.pacing.slack - NEXT_ROW_AHEAD
+        if view.pacing.paced and late > timedelta(0):
+            moves.append((view.sender_id, clock_millis(slot), _ms(late)))
+    if moves:
+        move_next_rows_later(moves)
+
+
+def _ms(delta: timedelta) -> int:
+    return math.ceil(delta.total_seconds() * 1000)
 
 
 def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:
@@ -460,21 +514,24 @@ def enqueue_deferred(deferrals: Sequence[Deferral]) -> None:
     from worker.broker import is_embedded
 
     by_time: dict[tuple[datetime, str], list[int]] = {}
+    held: list[tuple[int, int, int]] = []
     for deferral in deferrals:
         queue = PACED_QUEUE if deferral.hold is not None else lane_of(deferral.account_id)
         by_time.setdefault((deferral.until, queue), []).append(deferral.outbox_id)
+        if deferral.hold is not None and deferral.sender_id is not None:
+            held.append((deferral.sender_id, deferral.outbox_id, clock_millis(deferral.hold)))
     now = clock.now()
     embedded = is_embedded()
     deliveries = []
     for (until, queue), ids in sorted(by_time.items(), key=lambda item: item[0][0]):
         # Rounded up: a delivery that fired a moment before its time would be deferred again.
-        delay = max(0, math.ceil((until - now).total_seconds() * 1000))
+        delay = max(0, _ms(until - now))
         if embedded and delay > EMBEDDED_MAX_DELAY_MS:
             log.info("pacing.left_to_relay", count=len(ids), until=until.isoformat())
             continue
         deliveries.append((ids, delay or None, queue))
-    # One round trip for every delayed delivery of the window.
-    enqueue_later_on(deliveries)
+    # One round trip for every delayed delivery of the window (and the slots they hold).
+    enqueue_later_on(deliveries, held)
 
 
 # WAHA's answer for "stop contacting new people for a while".

@@ -19,6 +19,14 @@ together leave as one message of the batching actor (up to its batch size each, 
 by queue). Each due row would otherwise cost a message of its own (its fetch, its ack, a claim
 and an outcome statement), and rows of different senders that come due at the same moment could
 never share one. An id added again waits for its latest time only: a row needs one delivery.
+
+A sender's waiting rows: a delayed id that holds a slot of a paced sender is also kept in the
+sorted set ``<queue>.delayed.slots.<sender id>``, scored by its slot (ids only: no address). A
+send that starts late moves its sender's next waiting row later by as much (`move_later`), so
+that the row comes due when its sender is quiet again instead of finding it busy and going
+round the broker once more. Moves only ever make a row later; its sender's quiet time, checked
+when it comes due, still decides. A flush of the queue leaves these sets to expire: a move
+changes only ids that still wait.
 """
 
 from __future__ import annotations
@@ -36,6 +44,10 @@ from dramatiq.common import current_millis
 DELAYED_SUFFIX = ".delayed"
 BODIES_SUFFIX = ".delayed.msgs"
 IDS_SUFFIX = ".delayed.ids"
+SLOTS_SUFFIX = ".delayed.slots."
+# How long a sender's set of slots outlives its last slot: its rows have gone by then, or the
+# relay has them; a set left behind only costs memory until it expires.
+SLOTS_KEPT_MS = 86_400_000
 # Due messages moved onto a queue in one call at most (the rest move at the next fetch).
 MOVE_AT_MOST = 1_000
 # Delayed messages added in one script call at most, so that no call holds Redis for long.
@@ -115,6 +127,28 @@ end
 return filled
 """
 
+# ARGV: the namespace, the queue, then (sender id, slot, ms to add) for each move, slots in ms.
+# Drops the sender's slots before `slot` (sent, or given up), then makes its next waiting row
+# (the first slot after `slot`) due no sooner than that slot plus the ms to add: only later, and
+# only if the row still waits. Returns how many rows were moved.
+_MOVE_LATER = """
+local prefix = ARGV[1] .. ":" .. ARGV[2]
+local waiting = prefix .. ".delayed.ids"
+local moved = 0
+for i = 3, #ARGV, 3 do
+    local slots = prefix .. ".delayed.slots." .. ARGV[i]
+    local slot, add = ARGV[i + 1], tonumber(ARGV[i + 2])
+    redis.call("zremrangebyscore", slots, "-inf", "(" .. slot)
+    local after = "(" .. slot
+    local row = redis.call("zrangebyscore", slots, after, "+inf", "WITHSCORES", "LIMIT", 0, 1)
+    if #row > 0 then
+        local due = string.format("%.0f", tonumber(row[2]) + add)
+        moved = moved + redis.call("zadd", waiting, "XX", "GT", "CH", due, row[1])
+    end
+end
+return moved
+"""
+
 # The placeholders of a made message's body, as the script names their values.
 _PLACEHOLDERS = {'"@IDS@"': "IDS", '"@TS@"': "TS", "@Q@": "Q", "@MID@": "MID"}
 
@@ -163,6 +197,7 @@ class Delays:
         self.namespace = namespace
         self._delay = client.register_script(_DELAY)
         self._move_due = client.register_script(_MOVE_DUE)
+        self._move_later = client.register_script(_MOVE_LATER)
         self._moved_at = 0.0
         self._moving = threading.Lock()
         # How this process writes the messages of delayed ids (none: it leaves them waiting),
@@ -188,14 +223,41 @@ class Delays:
         self._ids_per_message = per_message
         self._ids_per_message_on = dict(on or {})
 
-    def add_ids(self, due: Mapping[str, Sequence[tuple[int, int]]]) -> None:
-        """Per queue, (id, due time in ms) each: one round trip for all of them."""
-        waiting = {queue: ids for queue, ids in due.items() if ids}
-        pipe = self.client.pipeline(transaction=False) if len(waiting) > 1 else self.client
-        for queue, ids in waiting.items():
-            pipe.zadd(self.keys(queue)[2], {str(int(i)): due_ms for i, due_ms in ids})
-        if pipe is not self.client:
+    def add_ids(
+        self,
+        due: Mapping[str, Sequence[tuple[int, int]]],
+        slots: Mapping[tuple[str, int], Sequence[tuple[int, int]]] | None = None,
+        slots_kept_ms: int = SLOTS_KEPT_MS,
+    ) -> None:
+        """Per queue, (id, due time in ms) each; and per (queue, sender id), the slot (in ms)
+        each of those ids holds, kept with the sender's other slots for `slots_kept_ms` more
+        (from now: the caller adds how far ahead its last slot is). One round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for queue, ids in due.items():
+            if ids:
+                pipe.zadd(self.keys(queue)[2], {str(int(i)): due_ms for i, due_ms in ids})
+        for (queue, sender_id), held in (slots or {}).items():
+            if held:
+                key = self.slots_key(queue, sender_id)
+                pipe.zadd(key, {str(int(i)): slot_ms for i, slot_ms in held})
+                pipe.pexpire(key, slots_kept_ms)
+        if len(pipe):
             pipe.execute()
+
+    def slots_key(self, queue_name: str, sender_id: int) -> str:
+        """The sorted set of the slots a sender's delayed ids on the queue hold."""
+        return f"{self.namespace}:{queue_name}{SLOTS_SUFFIX}{int(sender_id)}"
+
+    def move_later(self, queue_name: str, moves: Sequence[tuple[int, int, int]]) -> int:
+        """(sender id, slot in ms, ms to add) each: the sender's next waiting row after that
+        slot is due no sooner than its own slot plus the ms to add (only later); one script
+        call. How many rows were moved."""
+        if not moves:
+            return 0
+        args: list[Any] = [self.namespace, queue_name]
+        for sender_id, slot_ms, add_ms in moves:
+            args += [int(sender_id), int(slot_ms), int(add_ms)]
+        return int(self._move_later(args=args))
 
     def add(self, queue_name: str, redis_id: str, body: bytes, due_ms: int) -> None:
         self.add_many([(queue_name, redis_id, body, due_ms)])

@@ -22,11 +22,13 @@ from worker.delivery_queue import (
     DELIVERY_GROUP,
     PACED_GROUP,
     PACED_QUEUE,
+    clock_millis,
     enqueue_later_on,
     enqueue_many_later,
     lane_of,
+    move_next_rows_later,
 )
-from worker.redis_delays import Delays, body_parts
+from worker.redis_delays import SLOTS_KEPT_MS, Delays, body_parts
 
 
 def _on_queue(broker, queue: str) -> list[dramatiq.Message]:
@@ -187,3 +189,84 @@ def test_an_encoder_whose_messages_cannot_be_written_by_the_move_is_refused():
             body_parts(DELIVER_GROUP_ACTOR)
     finally:
         dramatiq.set_encoder(dramatiq.JSONEncoder())
+
+
+def _due(broker, outbox_id: int) -> float | None:
+    """When the row's delayed id on the paced queue is due (ms), None once it no longer waits."""
+    return broker.client.zscore(broker.delays.keys(PACED_QUEUE)[2], str(outbox_id))
+
+
+def test_a_late_send_moves_only_its_senders_next_waiting_row_and_only_later(any_redis_broker):
+    # Given sender 7's rows 1, 2 and 3 waiting for their slots (1 s apart, each due on its
+    # slot), and sender 8's row 4 holding the same slot as row 2
+    broker = any_redis_broker
+    slot = clock_millis() + 60_000
+    enqueue_later_on(
+        [([1], 60_000, PACED_QUEUE), ([2, 4], 61_000, PACED_QUEUE), ([3], 62_000, PACED_QUEUE)],
+        held=[(7, 1, slot), (7, 2, slot + 1_000), (7, 3, slot + 2_000), (8, 4, slot + 1_000)],
+    )
+    before = {n: _due(broker, n) for n in (1, 2, 3, 4)}
+    # When sender 7's send on row 1's slot went 250 ms later than its slot allowed for
+    moved = broker.delays.move_later(PACED_QUEUE, [(7, slot, 250)])
+    # Then its next row (2) is due 250 ms after its own slot, and nothing else moved
+    assert moved == 1
+    assert _due(broker, 2) == slot + 1_000 + 250 > before[2]
+    assert {n: _due(broker, n) for n in (1, 3, 4)} == {n: before[n] for n in (1, 3, 4)}
+    # When a smaller lateness is reported for the same slot, the row keeps its later time
+    assert broker.delays.move_later(PACED_QUEUE, [(7, slot, 100)]) == 0
+    assert _due(broker, 2) == slot + 1_000 + 250
+    # And a send on row 2's slot drops row 1's slot from the sender's set
+    key = broker.delays.slots_key(PACED_QUEUE, 7)
+    assert broker.client.zscore(key, "1") == slot
+    broker.delays.move_later(PACED_QUEUE, [(7, slot + 1_000, 0)])
+    assert broker.client.zscore(key, "1") is None
+    assert [int(i) for i in broker.client.zrange(key, 0, -1)] == [2, 3]
+
+
+def test_a_row_no_longer_waiting_is_not_put_back_by_a_move(any_redis_broker):
+    # Given sender 7's rows 1 and 2 held on their slots, the second already moved onto the
+    # queue (due, or fetched)
+    broker = any_redis_broker
+    slot = clock_millis() + 1_000
+    enqueue_later_on(
+        [([1], 1_000, PACED_QUEUE), ([2], 2_000, PACED_QUEUE)],
+        held=[(7, 1, slot), (7, 2, slot + 1_000)],
+    )
+    broker.delays.move_due([PACED_QUEUE], current_millis() + 5_000)
+    # When a late send of row 1 moves the sender's next row
+    assert broker.delays.move_later(PACED_QUEUE, [(7, slot, 500)]) == 0
+    # Then no delayed id comes back: the row leaves once
+    assert broker.delays.count(PACED_QUEUE) == 0
+    assert sorted(i for m in _on_queue(broker, PACED_QUEUE) for i in m.args[0]) == [1, 2]
+
+
+def test_a_senders_slots_are_kept_a_day_after_its_last(any_redis_broker):
+    # Given a sender's rows held on slots up to an hour ahead
+    broker = any_redis_broker
+    hour = 3_600_000
+    enqueue_later_on(
+        [([1], 1_000, PACED_QUEUE), ([2], hour, PACED_QUEUE)],
+        held=[(9, 1, clock_millis() + 1_000), (9, 2, clock_millis() + hour)],
+    )
+    # Then the set of its slots expires a day after the last, not before
+    ttl = broker.client.pttl(broker.delays.slots_key(PACED_QUEUE, 9))
+    assert SLOTS_KEPT_MS + hour - 60_000 < ttl <= SLOTS_KEPT_MS + hour
+
+
+def test_slots_are_read_on_the_injected_clock_and_due_times_on_the_wall_clock(
+    any_redis_broker, clock
+):
+    # Given the injected clock stopped at a time of its own, far from the wall clock's, and a
+    # sender's rows 1 and 2 held on slots 1 s apart, each due (on the wall clock) when its slot
+    # comes
+    broker = any_redis_broker
+    slot = clock_millis() + 1_000
+    enqueue_later_on(
+        [([1], 1_000, PACED_QUEUE), ([2], 2_000, PACED_QUEUE)],
+        held=[(5, 1, slot), (5, 2, slot + 1_000)],
+    )
+    due = _due(broker, 2)
+    # When the send on row 1's slot is 300 ms late (on the injected clock)
+    move_next_rows_later([(5, slot, 300)])
+    # Then row 2 is due 300 ms later on the wall clock (give or take the ms the test took)
+    assert due + 300 <= _due(broker, 2) <= due + 300 + 1_000

@@ -43,7 +43,7 @@ SPACING = timedelta(seconds=2) + senders.SPACING_GUARD
 def put_back(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Sequence[int], int | None, object]]:
     """Every delayed delivery the pacing enqueues from now on: (ids, delay in ms, queue)."""
     asked: list[tuple[Sequence[int], int | None, object]] = []
-    monkeypatch.setattr(pacing, "enqueue_later_on", lambda many: asked.extend(many))
+    monkeypatch.setattr(pacing, "enqueue_later_on", lambda many, held=(): asked.extend(many))
     return asked
 
 

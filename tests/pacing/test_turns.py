@@ -145,7 +145,7 @@ def test_a_deferral_is_never_delayed_less_than_its_wait(db, clock, monkeypatch):
     from worker import pacing as pacing_module
 
     asked: list[tuple[object, object, object]] = []
-    monkeypatch.setattr(pacing_module, "enqueue_later_on", lambda many: asked.extend(many))
+    monkeypatch.setattr(pacing_module, "enqueue_later_on", lambda many, held=(): asked.extend(many))
     until = clock_module.now() + timedelta(microseconds=400)
     deferral = pacing_module.Deferral(7, 1, until, until, "spacing", account_id=3)
     # When its delivery is enqueued
